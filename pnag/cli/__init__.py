@@ -1,0 +1,53 @@
+"""The ``pnag`` command.
+
+Each command group lives in its own module exposing ``register(subparsers)``; the handler a
+subcommand sets as ``func`` receives the parsed namespace and returns an exit status. Nothing else
+in pnag reads ``sys.argv``. Errors a user can cause (:class:`pnag.errors.PnagError`) are printed as
+``pnag: error: <message>`` without a traceback, with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ..errors import PnagError
+
+# Command-group modules, in the order their commands appear in --help.
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse's own usage errors: status 2, no traceback
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
+    parser = _Parser(prog="pnag", description="Pareto-aware neural architecture generation.")
+    parser.add_argument("--version", action="version", version=f"pnag {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"{__name__}.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except PnagError as exc:
+        print(f"pnag: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pnag: interrupted; work saved so far is kept and a re-run resumes from it", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0

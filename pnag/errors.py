@@ -1,0 +1,31 @@
+"""Errors a user can cause.
+
+Every message names the input, the offending value and what is allowed. The CLI prints the message
+(no traceback) and exits with status 2.
+"""
+
+from __future__ import annotations
+
+
+class PnagError(ValueError):
+    """Base class of errors caused by user input (bad arguments, files, data)."""
+
+
+class ArchError(PnagError):
+    """A malformed architecture: wrong counts, separators, values outside the choices, ..."""
+
+
+class DataError(PnagError):
+    """A dataset or file that is missing, corrupt or of the wrong format."""
+
+
+class BudgetError(PnagError):
+    """A latency budget outside what a trained run or a table can serve."""
+
+
+def allowed(values) -> str:
+    """Format a set of allowed values for an error message: ``2, 3 or 4``."""
+    vals = [str(v) for v in values]
+    if len(vals) == 1:
+        return vals[0]
+    return ", ".join(vals[:-1]) + " or " + vals[-1]

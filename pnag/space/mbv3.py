@@ -1,0 +1,446 @@
+"""The once-for-all MobileNetV3 search space (``ofa_mbv3_d234_e346_k357``).
+
+Five units; each unit has a depth in {2, 3, 4}; each of its four layer slots a kernel size in
+{3, 5, 7} and an expand ratio in {3, 4, 6}. Slot ``4*u + i`` is unit ``u``, layer ``i``. Slots at
+or beyond a unit's depth are unused and carry no choice: in canonical form they hold 0. The width
+multiplier (1.0 or 1.2) selects the supernet; the input resolution defaults to 224.
+
+Text forms:
+
+* legacy string ``depths:kernels:expands`` (5, 20 and 20 comma-separated integers, 0 in unused
+  slots; readers accept and ignore non-zero values there), as in the published PNAG release;
+* the once-for-all dict ``{"ks": [20], "e": [20], "d": [5], "r": [224]}``;
+* the Python-dict literal of the public ImageNet CSVs (``{'wid': None, 'ks': [...], ...}``), parsed
+  with :func:`ast.literal_eval` (never ``eval``).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import ArchError, allowed
+from .base import SearchSpace
+
+N_UNITS = 5
+MAX_DEPTH = 4
+N_SLOTS = N_UNITS * MAX_DEPTH
+DEPTHS = (2, 3, 4)
+KERNELS = (3, 5, 7)
+EXPANDS = (3, 4, 6)
+WIDTHS = (1.0, 1.2)
+RESOLUTION_RANGE = (128, 224)  # the once-for-all space; inclusive
+ENC_RESOLUTIONS = tuple(range(112, 225, 16))  # resolution one-hot of the 128-d encoding
+DEFAULT_WIDTH = 1.2
+DEFAULT_RESOLUTION = 224
+
+
+def _unit_layer(slot: int) -> str:
+    return f"unit {slot // MAX_DEPTH}, layer {slot % MAX_DEPTH}"
+
+
+def check_width(width: Any, what: str = "width") -> float:
+    """Validate a width multiplier; returns it as a float (1.0 or 1.2)."""
+    try:
+        w = float(width)
+    except (TypeError, ValueError):
+        raise ArchError(f"{what}: {width!r} is not a number; allowed: {allowed(WIDTHS)}") from None
+    for ok in WIDTHS:
+        if abs(w - ok) < 1e-9:
+            return ok
+    raise ArchError(f"{what}: {width!r} is not a width of the space; allowed: {allowed(WIDTHS)}")
+
+
+def check_resolution(res: Any, what: str = "resolution") -> int:
+    """Validate an input resolution (pixels, square)."""
+    if isinstance(res, bool) or not isinstance(res, (int, np.integer)):
+        if isinstance(res, float) and res.is_integer():
+            res = int(res)
+        elif isinstance(res, str) and res.strip().lstrip("-").isdigit():
+            res = int(res.strip())
+        else:
+            raise ArchError(f"{what}: {res!r} is not an integer; allowed: {RESOLUTION_RANGE[0]}..{RESOLUTION_RANGE[1]}")
+    res = int(res)
+    lo, hi = RESOLUTION_RANGE
+    if not lo <= res <= hi:
+        raise ArchError(f"{what}: {res} is outside the space; allowed: {lo}..{hi}")
+    return res
+
+
+@dataclass(frozen=True)
+class MBV3Arch:
+    """One architecture of the once-for-all MobileNetV3 space, in canonical form.
+
+    ``kernels`` and ``expands`` have 20 entries, 0 in unused slots. Construct through
+    :meth:`MBV3Space.validate`, :func:`parse_arch` or :meth:`from_units` to get checked values.
+    """
+
+    depths: tuple[int, ...]
+    kernels: tuple[int, ...]
+    expands: tuple[int, ...]
+    width: float = DEFAULT_WIDTH
+    resolution: int = DEFAULT_RESOLUTION
+    space: str = field(default="mbv3", init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Canonicalise and validate eagerly so that no malformed value ever exists.
+        d, k, e = _check_parts(self.depths, self.kernels, self.expands, source="arch")
+        object.__setattr__(self, "depths", d)
+        object.__setattr__(self, "kernels", k)
+        object.__setattr__(self, "expands", e)
+        object.__setattr__(self, "width", check_width(self.width))
+        object.__setattr__(self, "resolution", check_resolution(self.resolution))
+
+    # -- views -----------------------------------------------------------------------------------
+    @property
+    def n_layers(self) -> int:
+        """Number of searchable MBConv layers (sum of depths)."""
+        return sum(self.depths)
+
+    def layers(self) -> list[tuple[int, int, int, int]]:
+        """Active layers as ``(unit, layer, kernel, expand)``, in network order."""
+        out = []
+        for u, d in enumerate(self.depths):
+            for i in range(d):
+                s = u * MAX_DEPTH + i
+                out.append((u, i, self.kernels[s], self.expands[s]))
+        return out
+
+    def with_(self, **changes: Any) -> "MBV3Arch":
+        """A copy with fields changed (e.g. ``arch.with_(width=1.0)``)."""
+        return replace(self, **changes)
+
+    def to_legacy(self) -> str:
+        """The published legacy string ``depths:kernels:expands`` (0 in unused slots)."""
+        j = lambda xs: ",".join(str(x) for x in xs)  # noqa: E731
+        return f"{j(self.depths)}:{j(self.kernels)}:{j(self.expands)}"
+
+    def to_ofa_dict(self, fill: int | None = None) -> dict:
+        """The once-for-all dict ``{"ks", "e", "d", "r"}``.
+
+        Unused slots hold 0 by default; ``fill`` puts a valid value there instead (once-for-all's
+        own code indexes every slot, so ``fill=3`` gives a dict it accepts).
+        """
+        ks = [k if k or fill is None else fill for k in self.kernels]
+        es = [e if e or fill is None else fill for e in self.expands]
+        return {"ks": ks, "e": es, "d": list(self.depths), "r": [self.resolution]}
+
+    def __str__(self) -> str:
+        return self.to_legacy()
+
+    @classmethod
+    def from_units(
+        cls,
+        units: Sequence[Sequence[tuple[int, int]]],
+        width: float = DEFAULT_WIDTH,
+        resolution: int = DEFAULT_RESOLUTION,
+    ) -> "MBV3Arch":
+        """Build from ``units[u] = [(kernel, expand), ...]`` (one pair per active layer)."""
+        if len(units) != N_UNITS:
+            raise ArchError(f"arch units: got {len(units)} units; allowed: exactly {N_UNITS}")
+        depths, ks, es = [], [0] * N_SLOTS, [0] * N_SLOTS
+        for u, layers in enumerate(units):
+            depths.append(len(layers))
+            for i, (k, e) in enumerate(layers[:MAX_DEPTH]):
+                ks[u * MAX_DEPTH + i], es[u * MAX_DEPTH + i] = k, e
+        return cls(tuple(depths), tuple(ks), tuple(es), width, resolution)
+
+
+def _as_int(value: Any, what: str, allowed_values: Sequence[int]) -> int:
+    if isinstance(value, bool):
+        raise ArchError(f"{what}: {value!r} is not a number; allowed: {allowed(allowed_values)}")
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        s = value.strip()
+        if s.lstrip("-").isdigit():
+            return int(s)
+    raise ArchError(f"{what}: {value!r} is not a number; allowed: {allowed(allowed_values)}")
+
+
+def _check_parts(depths: Any, kernels: Any, expands: Any, source: str) -> tuple[tuple, tuple, tuple]:
+    """Validate and canonicalise the three lists; unused slots become 0."""
+    for name, vals, n in (("depths", depths, N_UNITS), ("kernels", kernels, N_SLOTS), ("expands", expands, N_SLOTS)):
+        if isinstance(vals, (str, bytes)) or not isinstance(vals, Sequence) and not isinstance(vals, np.ndarray):
+            raise ArchError(f"{source} {name}: {vals!r} is not a list; allowed: a list of {n} integers")
+        if len(vals) != n:
+            raise ArchError(f"{source} {name}: got {len(vals)} values; allowed: exactly {n}")
+    d = tuple(_as_int(v, f"{source} depths[{u}] (unit {u})", DEPTHS) for u, v in enumerate(depths))
+    for u, v in enumerate(d):
+        if v not in DEPTHS:
+            raise ArchError(f"{source} depths[{u}] (unit {u}): {v} is not allowed; allowed: {allowed(DEPTHS)}")
+    ks, es = [0] * N_SLOTS, [0] * N_SLOTS
+    for s in range(N_SLOTS):
+        used = s % MAX_DEPTH < d[s // MAX_DEPTH]
+        for name, vals, choices, out in (("kernels", kernels, KERNELS, ks), ("expands", expands, EXPANDS, es)):
+            what = f"{source} {name}[{s}] ({_unit_layer(s)})"
+            v = _as_int(vals[s], what, choices)
+            if used:
+                if v == 0:
+                    raise ArchError(
+                        f"{what}: 0 marks an unused slot, but unit {s // MAX_DEPTH} has depth "
+                        f"{d[s // MAX_DEPTH]} so this layer is used; allowed: {allowed(choices)}"
+                    )
+                if v not in choices:
+                    raise ArchError(f"{what}: {v} is not allowed; allowed: {allowed(choices)}")
+                out[s] = v
+            elif v != 0 and v not in choices:
+                # Unused slots may carry a leftover value (ignored), but it must still be a choice.
+                raise ArchError(f"{what}: {v} is not allowed in an unused slot; allowed: 0, {allowed(choices)}")
+    return d, tuple(ks), tuple(es)
+
+
+# -- text forms ----------------------------------------------------------------------------------
+def parse_legacy(text: str, width: float = DEFAULT_WIDTH, resolution: int = DEFAULT_RESOLUTION) -> MBV3Arch:
+    """Parse the published ``depths:kernels:expands`` string."""
+    if not isinstance(text, str):
+        raise ArchError(f"arch: {text!r} is not a string; allowed: 'depths:kernels:expands'")
+    groups = text.strip().split(":")
+    if len(groups) != 3:
+        raise ArchError(
+            f"arch {text!r}: found {len(groups)} ':'-separated groups; allowed: exactly 3 "
+            "(depths:kernels:expands, each a comma-separated list)"
+        )
+    parts = []
+    for name, g in zip(("depths", "kernels", "expands"), groups):
+        if ";" in g or " " in g.strip() or "/" in g:
+            raise ArchError(f"arch {name} {g!r}: values must be separated by ','; allowed separators: ',' inside a group, ':' between groups")
+        parts.append([x.strip() for x in g.split(",")] if g.strip() else [])
+    return MBV3Arch(*_check_parts(*parts, source="arch"), width=width, resolution=resolution)
+
+
+def parse_ofa_dict(obj: Mapping[str, Any], width: float | None = None) -> MBV3Arch:
+    """Parse a once-for-all dict ``{"ks", "e", "d", "r"}`` (``r`` an int or a one-element list).
+
+    ``wid`` (once-for-all writes ``None``) is accepted; a number there is taken as the width.
+    """
+    if not isinstance(obj, Mapping):
+        raise ArchError(f"arch dict: {obj!r} is not a dict; allowed: {{'ks': [20], 'e': [20], 'd': [5], 'r': [R]}}")
+    missing = [k for k in ("ks", "e", "d") if k not in obj]
+    if missing:
+        raise ArchError(f"arch dict: missing key(s) {', '.join(missing)}; required: ks, e, d (r optional)")
+    unknown = sorted(set(obj) - {"ks", "e", "d", "r", "wid", "w"})
+    if unknown:
+        raise ArchError(f"arch dict: unknown key(s) {', '.join(map(str, unknown))}; allowed: ks, e, d, r, wid")
+    d, k, e = _check_parts(obj["d"], obj["ks"], obj["e"], source="arch dict")
+    r = obj.get("r", DEFAULT_RESOLUTION)
+    if isinstance(r, (list, tuple)):
+        if len(r) != 1:
+            raise ArchError(f"arch dict r: {r!r} has {len(r)} values; allowed: one resolution")
+        r = r[0]
+    w = width
+    wid = obj.get("wid", obj.get("w"))
+    if w is None:
+        w = DEFAULT_WIDTH if wid is None else wid
+    return MBV3Arch(d, k, e, width=check_width(w, "arch dict wid" if wid is not None and width is None else "width"),
+                    resolution=check_resolution(r, "arch dict r"))
+
+
+def parse_dict_literal(text: str, width: float | None = None) -> MBV3Arch:
+    """Parse the Python-dict literal of the public ImageNet CSVs, safely (``ast.literal_eval``)."""
+    try:
+        obj = ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        raise ArchError(f"arch dict literal {text[:80]!r}: not a valid Python/JSON dict literal") from None
+    return parse_ofa_dict(obj, width=width)
+
+
+def parse_arch(text: str, width: float | None = None, resolution: int | None = None) -> MBV3Arch:
+    """Parse any supported text form: legacy string, JSON object or Python-dict literal.
+
+    ``width`` / ``resolution`` override what the text says (the legacy string says neither).
+    """
+    if not isinstance(text, str):
+        raise ArchError(f"arch: {text!r} is not a string")
+    s = text.strip()
+    if s.startswith("{"):
+        try:
+            obj = json.loads(s)
+        except json.JSONDecodeError:
+            arch = parse_dict_literal(s, width=width)
+        else:
+            arch = parse_ofa_dict(obj, width=width)
+        return arch if resolution is None else arch.with_(resolution=check_resolution(resolution))
+    return parse_legacy(
+        s,
+        width=DEFAULT_WIDTH if width is None else check_width(width),
+        resolution=DEFAULT_RESOLUTION if resolution is None else check_resolution(resolution),
+    )
+
+
+# -- the space -----------------------------------------------------------------------------------
+def _decision_layout() -> tuple[tuple[tuple, ...], tuple[str, ...]]:
+    choices, names = [], []
+    for u in range(N_UNITS):
+        choices.append(DEPTHS)
+        names.append(f"unit{u}.depth")
+        for i in range(MAX_DEPTH):
+            choices += [EXPANDS, KERNELS]
+            names += [f"unit{u}.layer{i}.expand", f"unit{u}.layer{i}.kernel"]
+    return tuple(choices), tuple(names)
+
+
+_CHOICES, _NAMES = _decision_layout()
+_T = len(_CHOICES)  # 45 decisions: per unit a depth, then per layer an expand ratio and a kernel
+_DEPTH_POS = torch.tensor([u * 9 for u in range(N_UNITS)])
+_EXPAND_POS = torch.tensor([u * 9 + 1 + 2 * i for u in range(N_UNITS) for i in range(MAX_DEPTH)])
+_KERNEL_POS = _EXPAND_POS + 1
+
+
+class MBV3Space(SearchSpace[MBV3Arch]):
+    """The once-for-all MobileNetV3 space at one width and resolution.
+
+    Encodings: ``"pnag"`` (120-d: 20 kernel one-hots then 20 expand one-hots, zero in unused slots)
+    or ``"ofa"`` (128-d: those 120 plus a resolution one-hot over 112, 128, ..., 224).
+    """
+
+    name = "mbv3"
+
+    def __init__(self, width: float = DEFAULT_WIDTH, resolution: int = DEFAULT_RESOLUTION, encoding: str = "pnag"):
+        self.width = check_width(width)
+        self.resolution = check_resolution(resolution)
+        if encoding not in ("pnag", "ofa"):
+            raise ArchError(f"encoding: {encoding!r} is not known; allowed: pnag or ofa")
+        if encoding == "ofa" and self.resolution not in ENC_RESOLUTIONS:
+            raise ArchError(f"resolution: {self.resolution} has no slot in the 128-d encoding; allowed: {allowed(ENC_RESOLUTIONS)}")
+        self.encoding = encoding
+        self.encoding_size = 120 if encoding == "pnag" else 128
+
+    def __repr__(self) -> str:
+        return f"MBV3Space(width={self.width}, resolution={self.resolution}, encoding={self.encoding!r})"
+
+    # text
+    def parse(self, text: str) -> MBV3Arch:
+        return parse_arch(text, width=self.width, resolution=self.resolution)
+
+    def format(self, arch: MBV3Arch) -> str:
+        return arch.to_legacy()
+
+    def validate(self, arch: Any) -> MBV3Arch:
+        if isinstance(arch, MBV3Arch):
+            return arch
+        if isinstance(arch, Mapping):
+            return parse_ofa_dict(arch, width=self.width)
+        raise ArchError(f"arch: {arch!r} is not a MobileNetV3 architecture; allowed: MBV3Arch, legacy string or OFA dict")
+
+    # vectors
+    def encode(self, arch: MBV3Arch) -> np.ndarray:
+        return encode(arch, self.encoding)
+
+    def encode_many(self, archs):
+        if len(archs) == 0:
+            return np.zeros((0, self.encoding_size), dtype=np.float32)
+        idx = torch.as_tensor(np.stack([self.to_indices(a) for a in archs]))
+        out = self.encode_indices(idx).numpy()
+        if self.encoding == "ofa":
+            res = np.array([a.resolution for a in archs])
+            out[:, 120:] = 0.0
+            out[np.arange(len(archs)), 120 + _res_index(res)] = 1.0
+        return out
+
+    # decisions
+    @property
+    def decision_choices(self):
+        return _CHOICES
+
+    @property
+    def decision_names(self):
+        return _NAMES
+
+    def to_indices(self, arch: MBV3Arch) -> np.ndarray:
+        out = np.zeros(_T, dtype=np.int64)
+        for u in range(N_UNITS):
+            out[u * 9] = DEPTHS.index(arch.depths[u])
+            for i in range(arch.depths[u]):
+                s = u * MAX_DEPTH + i
+                out[u * 9 + 1 + 2 * i] = EXPANDS.index(arch.expands[s])
+                out[u * 9 + 2 + 2 * i] = KERNELS.index(arch.kernels[s])
+        return out
+
+    def from_indices(self, idx) -> MBV3Arch:
+        idx = [int(x) for x in idx]
+        if len(idx) != _T:
+            raise ArchError(f"decision indices: got {len(idx)}; allowed: exactly {_T}")
+        for t, (x, ch) in enumerate(zip(idx, _CHOICES)):
+            if not 0 <= x < len(ch):
+                raise ArchError(f"decision {_NAMES[t]}: index {x} is out of range; allowed: 0..{len(ch) - 1}")
+        depths, ks, es = [], [0] * N_SLOTS, [0] * N_SLOTS
+        for u in range(N_UNITS):
+            d = DEPTHS[idx[u * 9]]
+            depths.append(d)
+            for i in range(d):
+                s = u * MAX_DEPTH + i
+                es[s] = EXPANDS[idx[u * 9 + 1 + 2 * i]]
+                ks[s] = KERNELS[idx[u * 9 + 2 + 2 * i]]
+        return MBV3Arch(tuple(depths), tuple(ks), tuple(es), self.width, self.resolution)
+
+    def active_mask(self, idx: torch.Tensor) -> torch.Tensor:
+        """Decisions of layers beyond their unit's depth are inactive (sampled, then masked)."""
+        depth = torch.as_tensor(DEPTHS, device=idx.device)[idx[:, _DEPTH_POS.to(idx.device)]]  # (B, 5)
+        layer = torch.arange(MAX_DEPTH, device=idx.device)
+        used = layer[None, None, :] < depth[:, :, None]  # (B, 5, 4)
+        mask = torch.ones_like(idx, dtype=torch.bool)
+        slot_used = used.reshape(idx.shape[0], N_SLOTS)
+        mask[:, _EXPAND_POS.to(idx.device)] = slot_used
+        mask[:, _KERNEL_POS.to(idx.device)] = slot_used
+        return mask
+
+    def encode_indices(self, idx: torch.Tensor) -> torch.Tensor:
+        B = idx.shape[0]
+        dev = idx.device
+        mask = self.active_mask(idx)
+        slot_used = mask[:, _EXPAND_POS.to(dev)].float()  # (B, 20)
+        k = torch.nn.functional.one_hot(idx[:, _KERNEL_POS.to(dev)], 3).float() * slot_used[..., None]
+        e = torch.nn.functional.one_hot(idx[:, _EXPAND_POS.to(dev)], 3).float() * slot_used[..., None]
+        parts = [k.reshape(B, 60), e.reshape(B, 60)]
+        if self.encoding == "ofa":
+            r = torch.zeros(B, 8, device=dev)
+            r[:, ENC_RESOLUTIONS.index(self.resolution)] = 1.0
+            parts.append(r)
+        return torch.cat(parts, dim=1)
+
+
+def _res_index(res: np.ndarray) -> np.ndarray:
+    bad = [int(r) for r in np.atleast_1d(res) if int(r) not in ENC_RESOLUTIONS]
+    if bad:
+        raise ArchError(f"resolution: {bad[0]} has no slot in the 128-d encoding; allowed: {allowed(ENC_RESOLUTIONS)}")
+    return (np.asarray(res) - 112) // 16
+
+
+def encode(arch: MBV3Arch, encoding: str = "pnag") -> np.ndarray:
+    """One architecture as a float32 vector: ``"pnag"`` 120-d or ``"ofa"`` 128-d (see MBV3Space)."""
+    v = np.zeros(128 if encoding == "ofa" else 120, dtype=np.float32)
+    for s in range(N_SLOTS):
+        if arch.kernels[s]:
+            v[3 * s + KERNELS.index(arch.kernels[s])] = 1.0
+            v[60 + 3 * s + EXPANDS.index(arch.expands[s])] = 1.0
+    if encoding == "ofa":
+        v[120 + int(_res_index(np.array([arch.resolution]))[0])] = 1.0
+    elif encoding != "pnag":
+        raise ArchError(f"encoding: {encoding!r} is not known; allowed: pnag or ofa")
+    return v
+
+
+def decode(vec: Sequence[float], width: float = DEFAULT_WIDTH, resolution: int | None = None) -> MBV3Arch:
+    """Inverse of :func:`encode` (120-d or 128-d one-hot vector)."""
+    v = np.asarray(vec, dtype=np.float32).ravel()
+    if v.size not in (120, 128):
+        raise ArchError(f"encoding: got a vector of length {v.size}; allowed: 120 or 128")
+    ks, es, depths = [0] * N_SLOTS, [0] * N_SLOTS, []
+    for s in range(N_SLOTS):
+        kh, eh = v[3 * s: 3 * s + 3], v[60 + 3 * s: 63 + 3 * s]
+        if kh.sum() > 0:
+            ks[s] = KERNELS[int(kh.argmax())]
+            es[s] = EXPANDS[int(eh.argmax())]
+    for u in range(N_UNITS):
+        depths.append(sum(1 for i in range(MAX_DEPTH) if ks[u * MAX_DEPTH + i]))
+    if resolution is None:
+        resolution = ENC_RESOLUTIONS[int(v[120:].argmax())] if v.size == 128 else DEFAULT_RESOLUTION
+    return MBV3Arch(tuple(depths), tuple(ks), tuple(es), width, resolution)

@@ -1,0 +1,138 @@
+"""The NAS-Bench-201 cell space: 6 edges, each one of 5 operations (15,625 cells).
+
+Standard string: ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|`` (node 1 from node 0; node 2 from 0, 1;
+node 3 from 0, 1, 2). The benchmark numbers cells in its own published order; the dataset reader
+keeps that order and this module never assumes one.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import ArchError, allowed
+from .base import SearchSpace
+
+OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+N_EDGES = 6
+# (to-node, from-node) of each edge, in string order.
+EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
+_NODE_SIZES = (1, 2, 3)
+_TOKEN = re.compile(r"^([A-Za-z0-9_]+)~(\d+)$")
+
+
+@dataclass(frozen=True)
+class NB201Arch:
+    """A NAS-Bench-201 cell: the operation on each of the 6 edges, in string order."""
+
+    ops: tuple[str, ...]
+    space: str = field(default="nb201", init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        ops = self.ops
+        if isinstance(ops, str) or not isinstance(ops, Sequence):
+            raise ArchError(f"nb201 ops: {ops!r} is not a list; allowed: a list of {N_EDGES} operation names")
+        if len(ops) != N_EDGES:
+            raise ArchError(f"nb201 ops: got {len(ops)} operations; allowed: exactly {N_EDGES}")
+        for i, op in enumerate(ops):
+            if op not in OPS:
+                raise ArchError(f"nb201 ops[{i}] (edge {EDGES[i][1]}->{EDGES[i][0]}): {op!r} is not an operation; "
+                                f"allowed: {allowed(OPS)}")
+        object.__setattr__(self, "ops", tuple(ops))
+
+    def to_string(self) -> str:
+        o = self.ops
+        return f"|{o[0]}~0|+|{o[1]}~0|{o[2]}~1|+|{o[3]}~0|{o[4]}~1|{o[5]}~2|"
+
+    def __str__(self) -> str:
+        return self.to_string()
+
+
+def parse_nb201(text: str) -> NB201Arch:
+    """Parse the standard NAS-Bench-201 string; errors name the node, the token and what is allowed."""
+    if not isinstance(text, str):
+        raise ArchError(f"nb201 arch: {text!r} is not a string; allowed: '|op~0|+|op~0|op~1|+|op~0|op~1|op~2|'")
+    s = text.strip()
+    nodes = s.split("+")
+    if len(nodes) != 3:
+        raise ArchError(f"nb201 arch {s!r}: found {len(nodes)} '+'-separated nodes; allowed: exactly 3 "
+                        "(|op~0|+|op~0|op~1|+|op~0|op~1|op~2|)")
+    ops: list[str] = []
+    for n, (node, size) in enumerate(zip(nodes, _NODE_SIZES), start=1):
+        if not (node.startswith("|") and node.endswith("|")) or len(node) < 2:
+            raise ArchError(f"nb201 arch node {n} {node!r}: must start and end with '|'")
+        tokens = node[1:-1].split("|")
+        if len(tokens) != size:
+            raise ArchError(f"nb201 arch node {n} {node!r}: got {len(tokens)} inputs; allowed: exactly {size}")
+        for j, tok in enumerate(tokens):
+            m = _TOKEN.match(tok)
+            if not m:
+                raise ArchError(f"nb201 arch node {n} input {j} {tok!r}: allowed form 'op~{j}'")
+            op, src = m.group(1), int(m.group(2))
+            if src != j:
+                raise ArchError(f"nb201 arch node {n} input {j} {tok!r}: source node {src}; allowed: {j}")
+            if op not in OPS:
+                raise ArchError(f"nb201 arch node {n} input {j}: operation {op!r} is not known; allowed: {allowed(OPS)}")
+            ops.append(op)
+    return NB201Arch(tuple(ops))
+
+
+class NB201Space(SearchSpace[NB201Arch]):
+    """NAS-Bench-201 cells. Encoding: 30-d, a one-hot over the 5 operations for each of 6 edges."""
+
+    name = "nb201"
+    encoding_size = N_EDGES * len(OPS)
+
+    def __repr__(self) -> str:
+        return "NB201Space()"
+
+    def parse(self, text: str) -> NB201Arch:
+        return parse_nb201(text)
+
+    def format(self, arch: NB201Arch) -> str:
+        return arch.to_string()
+
+    def validate(self, arch: Any) -> NB201Arch:
+        if isinstance(arch, NB201Arch):
+            return arch
+        if isinstance(arch, (list, tuple)):
+            return NB201Arch(tuple(arch))
+        raise ArchError(f"nb201 arch: {arch!r} is not a NAS-Bench-201 cell")
+
+    def encode(self, arch: NB201Arch) -> np.ndarray:
+        v = np.zeros(self.encoding_size, dtype=np.float32)
+        for i, op in enumerate(arch.ops):
+            v[i * len(OPS) + OPS.index(op)] = 1.0
+        return v
+
+    @property
+    def decision_choices(self):
+        return (OPS,) * N_EDGES
+
+    @property
+    def decision_names(self):
+        return tuple(f"edge{b}->{a}" for a, b in EDGES)
+
+    def to_indices(self, arch: NB201Arch) -> np.ndarray:
+        return np.array([OPS.index(op) for op in arch.ops], dtype=np.int64)
+
+    def from_indices(self, idx) -> NB201Arch:
+        idx = [int(x) for x in idx]
+        if len(idx) != N_EDGES:
+            raise ArchError(f"decision indices: got {len(idx)}; allowed: exactly {N_EDGES}")
+        for t, x in enumerate(idx):
+            if not 0 <= x < len(OPS):
+                raise ArchError(f"decision edge {t}: index {x} is out of range; allowed: 0..{len(OPS) - 1}")
+        return NB201Arch(tuple(OPS[i] for i in idx))
+
+    def encode_indices(self, idx: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.one_hot(idx, len(OPS)).float().reshape(idx.shape[0], -1)
+
+    def all_archs(self) -> list[NB201Arch]:
+        """All 15,625 cells, in base-5 order of their operation indices (edge 0 most significant)."""
+        grid = np.stack(np.meshgrid(*[np.arange(len(OPS))] * N_EDGES, indexing="ij"), -1).reshape(-1, N_EDGES)
+        return [self.from_indices(row) for row in grid]
