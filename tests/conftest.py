@@ -1,0 +1,27 @@
+"""Shared fixtures. Tests never touch the network: public data comes from PNAG_DATA_DIR (the
+offline mirror; CI sets it to ../shared/datasets) and tests that need it skip without it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def mirror_dir() -> Path:
+    """The offline mirror of the public datasets (skips the test if there is none)."""
+    d = os.environ.get("PNAG_DATA_DIR")
+    if not d or not Path(d).is_dir():
+        here = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets"
+        if here.is_dir():
+            return here.resolve()
+        pytest.skip("no PNAG_DATA_DIR mirror of the public datasets")
+    return Path(d).resolve()
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    """Every test gets its own empty download cache unless it sets one itself."""
+    monkeypatch.setenv("PNAG_CACHE_DIR", str(tmp_path_factory.mktemp("pnag-cache")))
