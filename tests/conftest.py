@@ -25,3 +25,10 @@ def mirror_dir() -> Path:
 def _private_cache(tmp_path_factory, monkeypatch):
     """Every test gets its own empty download cache unless it sets one itself."""
     monkeypatch.setenv("PNAG_CACHE_DIR", str(tmp_path_factory.mktemp("pnag-cache")))
+
+
+@pytest.fixture
+def use_mirror(mirror_dir, monkeypatch) -> Path:
+    """Point PNAG_DATA_DIR at the offline mirror for this test (skips without one)."""
+    monkeypatch.setenv("PNAG_DATA_DIR", str(mirror_dir))
+    return mirror_dir
