@@ -15,7 +15,7 @@ import sys
 from ..errors import PnagError
 
 # Command-group modules, in the order their commands appear in --help.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("search", "train", "arch", "zoo", "export", "eval", "data", "latency", "collect")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -37,7 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # usage errors (status 2) and --help/--version (status 0)
+        return exc.code if isinstance(exc.code, int) else 2
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -15,19 +15,30 @@ def print_json(obj: Any) -> None:
     sys.stdout.write("\n")
 
 
-def positive_int(name: str):
-    """argparse type: an integer >= 1, with an error naming the option."""
+def bounded_int(name: str, minimum: int):
+    """argparse type: an integer >= ``minimum``, with an error naming the option."""
 
     def parse(text: str) -> int:
         try:
             v = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{name}: {text!r} is not an integer; allowed: an integer >= 1") from None
-        if v < 1:
-            raise argparse.ArgumentTypeError(f"{name}: {v} is not allowed; allowed: an integer >= 1")
+            raise argparse.ArgumentTypeError(
+                f"{name}: {text!r} is not an integer; allowed: an integer >= {minimum}") from None
+        if v < minimum:
+            raise argparse.ArgumentTypeError(f"{name}: {v} is not allowed; allowed: an integer >= {minimum}")
         return v
 
     return parse
+
+
+def positive_int(name: str):
+    """argparse type: an integer >= 1."""
+    return bounded_int(name, 1)
+
+
+def non_negative_int(name: str):
+    """argparse type: an integer >= 0."""
+    return bounded_int(name, 0)
 
 
 def table(rows: list[list[Any]], header: list[str]) -> str:
@@ -50,4 +61,4 @@ def _num(s: str) -> bool:
         return False
 
 
-__all__ = ["PnagError", "print_json", "positive_int", "table"]
+__all__ = ["PnagError", "bounded_int", "non_negative_int", "print_json", "positive_int", "table"]

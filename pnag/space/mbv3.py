@@ -248,7 +248,8 @@ def parse_dict_literal(text: str, width: float | None = None) -> MBV3Arch:
     try:
         obj = ast.literal_eval(text.strip())
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        raise ArchError(f"arch dict literal {text[:80]!r}: not a valid Python/JSON dict literal") from None
+        raise ArchError(f"arch dict literal {text[:80]!r}: not a valid Python/JSON dict literal (only literal values, "
+                        "no expressions); allowed: {'ks': [20 ints], 'e': [20 ints], 'd': [5 ints], 'r': [224]}") from None
     return parse_ofa_dict(obj, width=width)
 
 
@@ -260,6 +261,9 @@ def parse_arch(text: str, width: float | None = None, resolution: int | None = N
     if not isinstance(text, str):
         raise ArchError(f"arch: {text!r} is not a string")
     s = text.strip()
+    if s.startswith("["):
+        raise ArchError(f"arch {s[:80]!r}: a list is not an architecture; allowed: a legacy string "
+                        "depths:kernels:expands or a dict {'ks': [20], 'e': [20], 'd': [5], 'r': [R]}")
     if s.startswith("{"):
         try:
             obj = json.loads(s)

@@ -1,0 +1,299 @@
+"""NAS-Bench-201 regret benchmark: PNAG (trained once for all budgets) against per-budget baselines.
+
+    python benchmarks/nb201_regret.py --dataset cifar10 --device raspi4 [--eval-budget 0 100] [--seeds 0 1 2]
+
+Setting (issue 5): accuracy is known for 1,000 seeded random cells (the "measured" data); latency is
+read from the device table for any cell, as measuring on the device would. 20 budgets sit at the
+5 %..95 % quantiles of the device latency over all 15,625 cells. Per budget: true feasibility (true
+latency <= budget) and regret = best true accuracy of all cells within the budget - true accuracy of
+the chosen cell (percentage points; computed for feasible choices, infeasible ones count against
+feasibility). Methods, all on the same 1,000 measured cells and the same accuracy predictor:
+
+* ``pnag``: one generator trained once for the whole range (``pnag.search.train``), then generate;
+* ``best-measured``: the best of the measured cells within the budget (no search);
+* ``predictor-argmax``: the accuracy predictor maximised exhaustively over all 15,625 cells (a
+  reference point, 15,625 queries);
+* ``random``, ``evolution``, ``pg-mnas``, ``pg-tunas``: per-budget searches at equal cost: each gets
+  (PNAG's predictor/ranker queries during training) / 20 queries.
+
+With ``--eval-budget Q``: PNAG refines itself with up to Q true look-ups (its closed loop); the
+per-budget searches each measure their Q / 20 best not-yet-measured predicted-feasible candidates
+and return the best measured cell within the budget; ``best-measured`` gets Q extra random cells.
+
+Writes ``benchmarks/results/nb201_<dataset>_<device>.md`` (atomically) and prints the table. Wall
+times on a shared machine are inflated; the file says so when ``--under-load`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import shlex
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pnag._io import write_text_atomic
+from pnag.search.baselines import (
+    IndexTable,
+    Measured,
+    best_measured,
+    equal_share,
+    evolutionary_search,
+    policy_gradient_search,
+    random_search,
+    refine_with_measurements,
+)
+from pnag.search.pareto import best_within_budgets
+from pnag.search.sources import NB201Lookup, get_accuracy_source
+from pnag.space import NB201Space
+
+N_BUDGETS = 20
+METHODS = ("pnag", "best-measured", "predictor-argmax", "random", "evolution", "pg-mnas", "pg-tunas")
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+@dataclass
+class Outcome:
+    """One method, one seed, one eval budget: the chosen code per budget and the costs."""
+
+    chosen: np.ndarray  # (20,) code (row of the all-cells table) per budget
+    queries_per_budget: float
+    true_lookups: int
+    wall_s: float
+    note: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def _progress(it, desc: str, disable: bool):
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover
+        return it
+    return tqdm(it, desc=desc, disable=disable or not sys.stderr.isatty(), file=sys.stderr)
+
+
+class Problem:
+    """All cells of one dataset/device pair in base-5 code order, plus the measured subset of a seed."""
+
+    def __init__(self, dataset: str, device: str):
+        self.space = NB201Space()
+        look = NB201Lookup(self.space)
+        self.dataset, self.device = dataset, device
+        self.acc = look.accuracy(dataset)  # % per code
+        self.lat = look.latency(device)  # ms per code
+        self.idx = np.stack([self.space.to_indices(a) for a in look.archs])  # (15625, 6), row = code
+        self.codes = IndexTable(self.space, self.idx, np.arange(len(self.idx), dtype=np.float64))
+        self.budgets = np.quantile(self.lat, np.linspace(0.05, 0.95, N_BUDGETS))
+        self.best = best_within_budgets(self.acc, self.lat, self.budgets)
+        self.spec = f"nb201:{dataset}"
+
+    def code_of(self, idx: np.ndarray) -> np.ndarray:
+        return self.codes.lookup(np.asarray(idx, dtype=np.int64).reshape(-1, 6)).astype(np.int64)
+
+    def latency_fn(self, idx: np.ndarray) -> np.ndarray:
+        return self.lat[self.code_of(idx)]
+
+    def true_acc_fn(self, idx: np.ndarray) -> np.ndarray:
+        return self.acc[self.code_of(idx)]
+
+    def measured(self, n: int, seed: int) -> Measured:
+        archs, acc = get_accuracy_source(self.spec, self.space).table(n, seed)  # the generator's own data
+        idx = np.stack([self.space.to_indices(a) for a in archs])
+        return Measured(idx, np.asarray(acc, np.float64), self.latency_fn(idx))
+
+    def score(self, chosen: np.ndarray) -> dict:
+        """Feasibility (fraction), mean/max regret (points, feasible choices) over the 20 budgets."""
+        ok = (chosen >= 0) & (self.lat[np.maximum(chosen, 0)] <= self.budgets)
+        reg = self.acc[self.best] - self.acc[np.maximum(chosen, 0)]
+        reg = reg[ok]
+        odd = np.arange(N_BUDGETS) % 2 == 1
+        reg_odd = (self.acc[self.best] - self.acc[np.maximum(chosen, 0)])[ok & odd]
+        return {"feasible": float(ok.mean()), "mean_regret": float(reg.mean()) if reg.size else float("nan"),
+                "max_regret": float(reg.max()) if reg.size else float("nan"),
+                "mean_regret_unseen": float(reg_odd.mean()) if reg_odd.size else float("nan")}
+
+
+# -- PNAG --------------------------------------------------------------------------------------------
+def run_pnag(problem: Problem, seed: int, q: int, workdir: Path, args):
+    """Train once for the whole budget range, then generate for the 20 budgets. Returns (Outcome, Run)."""
+    from pnag.search.train import TrainConfig, train  # the core engineer's trainer
+
+    lo, hi = float(problem.budgets[0]), float(problem.budgets[-1])
+    cfg = TrainConfig(space="nb201", accuracy=problem.spec, latency=f"nb201:{problem.device}", budgets=(lo, hi),
+                      train_samples=args.train_samples, seed=seed, eval_budget=q)
+    t0 = time.perf_counter()
+    run = train(cfg, workdir / f"pnag-{problem.dataset}-{problem.device}-s{seed}-q{q}", progress=False)
+    gens = run.generate(list(map(float, problem.budgets)), samples=args.samples)
+    wall = time.perf_counter() - t0
+    chosen = problem.code_of(np.stack([problem.space.to_indices(problem.space.parse(g.arch)) for g in gens]))
+    total = run_queries(cfg)
+    n_measured = sum(g.origin == "measured" for g in gens)
+    return Outcome(chosen, total / N_BUDGETS, q, wall, extra={"total_queries": total, "measured_wins": n_measured}), run
+
+
+def run_queries(cfg) -> int:
+    """Predictor/ranker queries a PNAG run spends, from its configuration (train.py's schedule):
+    generator steps x budgets/step x samples/budget ranker queries, plus the ranker's pool of
+    predictor-labelled architectures; each eval round adds a ranker refit, steps/4 generator
+    steps and ``eval_candidates`` proposals per round budget."""
+    per_step = cfg.budgets_per_step * cfg.samples_per_budget
+    total = cfg.steps * per_step + (cfg.ranker_pool if cfg.reward == "pareto" else 0)
+    if cfg.eval_budget:
+        rounds = min(cfg.eval_rounds, cfg.eval_budget)
+        total += rounds * (max(1, cfg.steps // 4) * per_step + (cfg.ranker_pool if cfg.reward == "pareto" else 0))
+        total += cfg.eval_budget * cfg.eval_candidates
+    return int(total)
+
+
+def score_fn_of_run(run):
+    """The run's own accuracy predictor (ensemble mean, %), as a numpy score function."""
+    def score(idx: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return run.models.accuracy(torch.from_numpy(np.asarray(idx, dtype=np.int64)))[0].numpy()
+
+    return score
+
+
+# -- baselines -------------------------------------------------------------------------------------
+def run_baseline(method: str, problem: Problem, table: Measured, score, share: int, q: int, seed: int) -> Outcome:
+    sp, B = problem.space, problem.budgets
+    q_each = q // N_BUDGETS
+    t0 = time.perf_counter()
+    chosen = np.full(N_BUDGETS, -1, dtype=np.int64)
+    lookups = 0
+    queries = 0.0
+    if method == "best-measured":
+        if q:
+            rest = np.setdiff1d(np.arange(len(problem.idx)), problem.code_of(table.indices))
+            extra = np.random.default_rng(10_000 + seed).choice(rest, q, replace=False)
+            table = table.extended(problem.idx[extra], problem.acc[extra], problem.lat[extra])
+            lookups = q
+        for k, b in enumerate(B):
+            chosen[k] = problem.code_of(np.array(best_measured(sp, table, b).indices))[0]
+    elif method == "predictor-argmax":
+        pred_all = score(problem.idx)
+        chosen = best_within_budgets(pred_all, problem.lat, B)
+        queries = float(len(problem.idx))
+    else:
+        for k, b in enumerate(B):
+            s = seed * 1000 + k
+            if method == "random":
+                r = random_search(sp, score, problem.latency_fn, b, share, seed=s)
+            elif method == "evolution":
+                r = evolutionary_search(sp, score, problem.latency_fn, b, share, population=min(100, share), seed=s)
+            else:
+                batch = 64
+                r = policy_gradient_search(sp, score, problem.latency_fn, b, method.split("-")[1],
+                                           steps=max(1, share // batch), batch=batch, seed=s)
+            r = refine_with_measurements(sp, r, table, problem.true_acc_fn, problem.latency_fn, q_each) if q_each else r
+            chosen[k] = problem.code_of(np.array(r.indices))[0]
+            lookups += r.true_queries
+            queries += r.queries / N_BUDGETS
+    return Outcome(chosen, queries, lookups, time.perf_counter() - t0)
+
+
+# -- driver ----------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--dataset", default="cifar10")
+    p.add_argument("--device", default="raspi4")
+    p.add_argument("--eval-budget", type=int, nargs="+", default=[0, 100])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    p.add_argument("--train-samples", type=int, default=1000)
+    p.add_argument("--samples", type=int, default=1, help="PNAG generate --samples K")
+    p.add_argument("--under-load", action="store_true", help="label wall times as measured under load")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("-o", "--output", type=Path, default=None)
+    args = p.parse_args(argv)
+
+    problem = Problem(args.dataset, args.device)
+    rows: dict[tuple[str, int], list[tuple[dict, Outcome]]] = {}
+    notes: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="pnag-nb201-") as tmp:
+        for seed in _progress(args.seeds, "seeds", args.no_progress):
+            table = problem.measured(args.train_samples, seed)
+            # PNAG without an eval budget first: its accuracy predictor is the one every baseline uses.
+            out0, run0 = run_pnag(problem, seed, 0, Path(tmp), args)
+            score = score_fn_of_run(run0)
+            fit_s = float(run0.metrics["seconds"]["predictors"])
+            notes.append(f"seed {seed}: accuracy-predictor fit (shared by all methods) {fit_s:.1f} s")
+            for q in args.eval_budget:
+                if q == 0:
+                    out = out0
+                else:
+                    out, _ = run_pnag(problem, seed, q, Path(tmp), args)
+                rows.setdefault(("pnag", q), []).append((problem.score(out.chosen), out))
+                notes.append(f"pnag Q={q}: {out.extra['total_queries']:,} queries in training; picks taken from the "
+                             f"measured cells (not generated) in {out.extra['measured_wins']} of {N_BUDGETS} budgets "
+                             f"(seed {seed})")
+                share = equal_share(int(out.extra["total_queries"]), N_BUDGETS)
+                for m in args.methods:
+                    if m == "pnag" or (m == "predictor-argmax" and q):
+                        continue
+                    res = run_baseline(m, problem, table, score, share, q, seed)
+                    res.extra["fit_s"] = fit_s
+                    rows.setdefault((m, q), []).append((problem.score(res.chosen), res))
+
+    text = render(problem, args, rows, sorted(set(notes)), argv)
+    print(text)
+    out_path = args.output or RESULTS / f"nb201_{args.dataset}_{args.device}.md"
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out_path, text)
+    print(f"wrote {out_path}", file=sys.stderr)
+    return 0
+
+
+def render(problem: Problem, args, rows, notes: list[str], argv) -> str:
+    cmd = "python benchmarks/nb201_regret.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None
+                                                                                   else sys.argv[1:]))
+    load = " (under load: 2 shared cores busy with other work; re-run on a quiet machine)" if args.under_load else ""
+    lines = [
+        f"# NAS-Bench-201 regret: {problem.dataset} / {problem.device}",
+        "",
+        f"Command: `{cmd}`  ",
+        f"Machine: {platform.machine()} {platform.processor() or ''}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads; date 2026-11-26{load}.  ",
+        f"Seeds: {', '.join(map(str, args.seeds))} ({len(args.seeds)}); measured cells per seed: "
+        f"{args.train_samples}; budgets: {N_BUDGETS} at the 5 %..95 % latency quantiles "
+        f"({problem.budgets[0]:.3f}..{problem.budgets[-1]:.3f} ms).",
+        "",
+        "Regret in accuracy points (best true accuracy within the budget minus the chosen cell's), over "
+        "feasible choices; feasibility = share of the 20 budgets whose choice truly fits. Mean regret: "
+        "mean over seeds (± sd across seeds); max: worst over budgets and seeds; unseen: mean regret on "
+        "the 10 odd-numbered budgets. Queries: accuracy-predictor (or ranker) queries per budget; "
+        "look-ups: true accuracies read beyond the measured cells (all budgets). Wall: seconds for all "
+        "20 budgets (PNAG: train + generate; searches: the 20 searches alone, on PNAG's predictor, whose fit "
+        "took the time in the notes), mean over seeds.",
+        "",
+        "| method | eval budget | feasible % | mean regret | max regret | unseen-budget regret | queries/budget "
+        "| look-ups | wall s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for q in args.eval_budget:
+        for m in METHODS:
+            res = rows.get((m, q))
+            if not res:
+                continue
+            sc = [r for r, _ in res]
+            outs = [o for _, o in res]
+            means = np.array([s["mean_regret"] for s in sc])
+            lines.append(
+                f"| {m} | {q} | {100 * np.mean([s['feasible'] for s in sc]):.1f} | {np.nanmean(means):.3f} ± "
+                f"{np.nanstd(means):.3f} | {np.nanmax([s['max_regret'] for s in sc]):.3f} | "
+                f"{np.nanmean([s['mean_regret_unseen'] for s in sc]):.3f} | "
+                f"{np.mean([o.queries_per_budget for o in outs]):,.0f} | {np.mean([o.true_lookups for o in outs]):.0f} | "
+                f"{np.mean([o.wall_s for o in outs]):.1f} |")
+    if notes:
+        lines += ["", "Notes:", *[f"- {n}" for n in notes]]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

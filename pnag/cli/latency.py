@@ -1,0 +1,213 @@
+"""``pnag latency``: measure, profile a lookup table, validate it, and show a table's breakdown."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..errors import PnagError
+from ._common import positive_int, print_json, table
+
+
+def _parsed(name: str, convert=int, what: str = "an integer"):
+    """argparse type converting with ``convert``; the range is checked by the library, whose message
+    names what is allowed."""
+
+    def parse(text: str):
+        try:
+            return convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name}: {text!r} is not {what}") from None
+
+    return parse
+
+
+def _protocol_args(p: argparse.ArgumentParser, warmup: int, runs: int, min_time: float) -> None:
+    p.add_argument("--warmup", type=_parsed("--warmup"), default=warmup, help=f"untimed runs first (default {warmup})")
+    p.add_argument("--runs", type=positive_int("--runs"), default=runs, help=f"timed runs at least (default {runs})")
+    p.add_argument("--min-time", type=_parsed("--min-time", float, "a number of seconds"), default=min_time,
+                   help=f"keep timing until this many seconds were spent (default {min_time})")
+
+
+def _progress(args: argparse.Namespace) -> bool | None:
+    return False if getattr(args, "no_progress", False) else None
+
+
+def _measure(args: argparse.Namespace) -> int:
+    from ..latency import measure_latency
+    from ..zoo import resolve_arch
+
+    arch = resolve_arch(args.arch, width=args.width, resolution=args.resolution)
+    m = measure_latency(arch, backend=args.backend, threads=args.threads, batch=args.batch, warmup=args.warmup,
+                        runs=args.runs, min_time_s=args.min_time)
+    if args.json:
+        print_json(dict(m.to_dict(), arch=arch.to_legacy(), width=arch.width))
+    else:
+        e = m.env
+        print(f"{m.median_ms:.3f} ms  median latency (IQR {m.iqr_ms:.3f} ms, p25 {m.p25_ms:.3f}, p75 {m.p75_ms:.3f}; "
+              f"{m.runs} timed runs after {m.warmup} warm-up)")
+        print(f"arch {arch.to_legacy()}  width {arch.width}  resolution {arch.resolution}  batch {e.batch}")
+        print(f"{e.backend_version} on {e.device}; {e.threads} thread(s) of {e.cores} cores; torch {e.torch_version}")
+    return 0
+
+
+def _profile(args: argparse.Namespace) -> int:
+    from ..latency import MeasureProtocol, profile_lut
+
+    protocol = MeasureProtocol(args.warmup, args.runs, args.min_time)
+    network = MeasureProtocol(args.warmup, args.runs, args.network_min_time)
+    r = profile_lut(args.backend, args.threads, args.width, args.resolution, args.output, batch=args.batch,
+                    protocol=protocol, calibration=args.calibration, seed=args.seed, progress=_progress(args),
+                    save_every_s=args.save_every, network_protocol=network)
+    lut = r.lut
+    summary = {"output": str(args.output), "entries": len(lut.entries), "calibration": len(lut.calibration),
+               "measured": r.measured, "reused": r.reused, "seconds": round(r.seconds, 2),
+               "total_profile_s": round(float(lut.data.get("profile_s", 0.0)), 2),
+               "correction": {"a": lut.correction[0], "b": lut.correction[1]}, "backend": lut.backend,
+               "threads": lut.threads, "width": lut.width, "resolution": lut.resolution}
+    if args.json:
+        print_json(summary)
+    else:
+        print(f"wrote {args.output}: {summary['entries']} layer entries + {summary['calibration']} whole networks "
+              f"({lut.backend}, {lut.threads} thread(s), width {lut.width}, resolution {lut.resolution})")
+        print(f"measured {r.measured}, reused {r.reused} from an earlier run; {r.seconds:.1f} s "
+              f"(table total {summary['total_profile_s']:.1f} s)")
+        a, b = lut.correction
+        print(f"correction: predicted_ms = {a:.4f} * sum_ms {b:+.4f}")
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from ..latency import load_lut, validate_lut
+
+    lut = load_lut(args.lut)
+    res = validate_lut(lut, samples=args.samples, seed=args.seed, progress=_progress(args), rounds=args.rounds)
+    if args.plot:
+        _plot_validation(res, args.plot)
+    if args.json:
+        print_json(res)
+    else:
+        u = res["uncorrected"]
+        print(table([["corrected", f"{res['median_abs_error_pct']:.2f}", f"{res['max_abs_error_pct']:.2f}",
+                      f"{res['kendall_tau']:.3f}"],
+                     ["sum only", f"{u['median_abs_error_pct']:.2f}", f"{u['max_abs_error_pct']:.2f}",
+                      f"{u['kendall_tau']:.3f}"]],
+                    ["prediction", "median |err| (%)", "max |err| (%)", "Kendall tau"]))
+        print(f"n={res['n']} random archs (seed {res['seed']}), {res['backend']}, {res['threads']} thread(s), "
+              f"width {res['width']}, resolution {res['resolution']}")
+    return 0
+
+
+def _plot_validation(res: dict, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import io
+
+    import matplotlib.pyplot as plt
+
+    from .._io import atomic_open
+
+    m = [r["measured_ms"] for r in res["rows"]]
+    p = [r["predicted_ms"] for r in res["rows"]]
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.scatter(m, p, s=12)
+    lo, hi = min(m + p), max(m + p)
+    ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+    ax.set_xlabel("measured latency (ms)")
+    ax.set_ylabel("predicted latency (ms)")
+    ax.set_title(f"{res['backend']} x{res['threads']}: median |err| {res['median_abs_error_pct']:.1f} %, "
+                 f"tau {res['kendall_tau']:.2f}", fontsize=9)
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=120)
+    plt.close(fig)
+    with atomic_open(path, "wb") as fh:
+        fh.write(buf.getvalue())
+
+
+def _show_table(args: argparse.Namespace) -> int:
+    from ..latency import get_latency_source
+    from ..latency.sources import TableSource
+    from ..space.mbv3 import MBV3Space, check_resolution, check_width
+
+    spec = args.table if ":" in args.table or args.table == "local" else f"lut:{args.table}"
+    space = MBV3Space(check_width(args.width if args.width is not None else 1.2),
+                      check_resolution(args.resolution if args.resolution is not None else 224))
+    src = get_latency_source(spec, space=space)
+    if not isinstance(src, TableSource):
+        raise PnagError(f"show-table: {args.table!r} is not a per-layer table; allowed: note10, i7-8700k or a FILE "
+                        "written by 'pnag latency profile'")
+    from ..zoo import resolve_arch
+
+    arch = resolve_arch(args.arch, width=args.width, resolution=args.resolution)
+    rows = src.breakdown(arch)
+    total = src.latency_of(arch)
+    if args.json:
+        print_json({"source": src.name, "arch": arch.to_legacy(), "width": arch.width, "resolution": arch.resolution,
+                    "layers": [{"layer": lay, "key": k, "ms": v} for lay, k, v in rows],
+                    "sum_ms": float(sum(v for _, _, v in rows)), "latency_ms": total,
+                    "correction": {"a": src.correction[0], "b": src.correction[1]}})
+    else:
+        print(table([[lay, k, f"{v:.4f}"] for lay, k, v in rows], ["layer", "table key", "ms"]))
+        a, b = src.correction
+        print(f"sum {sum(v for _, _, v in rows):.3f} ms; latency {total:.3f} ms"
+              + ("" if (a, b) == (1.0, 0.0) else f" (= {a:.4f} * sum {b:+.4f})") + f"  [{src.name}]")
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("latency", help="measure latency, profile and validate lookup tables")
+    sub = p.add_subparsers(dest="latency_command", metavar="SUBCOMMAND", required=True)
+
+    m = sub.add_parser("measure", help="measure one network end to end (median and IQR, ms)")
+    m.add_argument("arch", metavar="NAME|ARCH", help="a zoo model name or an architecture (legacy string or dict)")
+    m.add_argument("--backend", default="torch", help="torch, onnxruntime or torch-cuda (default torch)")
+    m.add_argument("--threads", type=_parsed("--threads"), default=None, help="CPU threads (default: torch's)")
+    m.add_argument("--batch", type=_parsed("--batch"), default=1, help="images per forward pass (default 1)")
+    m.add_argument("--resolution", type=_parsed("--resolution"), default=None, help="input size (default: the arch's)")
+    m.add_argument("--width", type=float, default=None, help="width multiplier 1.0 or 1.2 (default: the arch's)")
+    _protocol_args(m, 10, 30, 1.0)
+    m.add_argument("--json", action="store_true", help="print the measurement and its environment as JSON")
+    m.set_defaults(func=_measure)
+
+    pr = sub.add_parser("profile", help="measure a per-layer lookup table for this machine (resumable)")
+    pr.add_argument("--backend", default="torch", help="torch, onnxruntime or torch-cuda (default torch)")
+    pr.add_argument("--threads", type=_parsed("--threads"), default=None, help="CPU threads (default: torch's)")
+    pr.add_argument("--width", type=float, default=1.2, help="width multiplier 1.0 or 1.2 (default 1.2)")
+    pr.add_argument("--resolution", type=_parsed("--resolution"), default=224, help="input size (default 224)")
+    pr.add_argument("--batch", type=_parsed("--batch"), default=1, help="images per forward pass (default 1)")
+    pr.add_argument("-o", "--output", required=True, help="table file (JSON); an unfinished one is resumed")
+    _protocol_args(pr, 5, 15, 0.25)
+    pr.add_argument("--network-min-time", type=_parsed("--network-min-time", float, "a number of seconds"), default=1.0,
+                    help="seconds of timing for each whole (calibration) network at least (default 1.0)")
+    pr.add_argument("--calibration", type=_parsed("--calibration"), default=10,
+                    help="whole networks measured to fit the correction (default 10)")
+    pr.add_argument("--seed", type=int, default=0, help="seed of the calibration archs (default 0)")
+    pr.add_argument("--save-every", type=_parsed("--save-every", float, "a number of seconds"), default=2.0,
+                    help="rewrite the output file at most every this many seconds (default 2)")
+    pr.add_argument("--no-progress", action="store_true", help="no progress bar")
+    pr.add_argument("--json", action="store_true", help="print a JSON summary")
+    pr.set_defaults(func=_profile)
+
+    v = sub.add_parser("validate", help="predicted vs measured latency of random archs")
+    v.add_argument("--lut", required=True, metavar="FILE", help="a table written by 'pnag latency profile'")
+    v.add_argument("--samples", type=_parsed("--samples"), default=50, help="random archs (default 50)")
+    v.add_argument("--seed", type=int, default=1, help="seed of the random archs (default 1)")
+    v.add_argument("--rounds", type=positive_int("--rounds"), default=5,
+                   help="interleaved measurement rounds over all archs; each arch's latency is the median of its "
+                        "round medians (default 5)")
+    v.add_argument("--plot", metavar="PNG", default=None, help="also write a predicted-vs-measured scatter plot")
+    v.add_argument("--no-progress", action="store_true", help="no progress bar")
+    v.add_argument("--json", action="store_true", help="print the metrics and per-arch rows as JSON")
+    v.set_defaults(func=_validate)
+
+    s = sub.add_parser("show-table", help="per-layer breakdown of an arch's latency in a table")
+    s.add_argument("table", metavar="NAME|FILE", help="note10, i7-8700k, a profiled FILE or a lut:/local spec")
+    s.add_argument("arch", metavar="NAME|ARCH", help="a zoo model name or an architecture")
+    s.add_argument("--width", type=float, default=None, help="width multiplier (default: the arch's)")
+    s.add_argument("--resolution", type=_parsed("--resolution"), default=None, help="input size (default: the arch's)")
+    s.add_argument("--json", action="store_true", help="print JSON")
+    s.set_defaults(func=_show_table)
+
+
+__all__ = ["register"]

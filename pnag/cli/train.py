@@ -1,0 +1,204 @@
+"""``pnag train``, ``pnag generate`` and ``pnag plot``: train once, generate for any budget, look at it."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+from ..errors import BudgetError, PnagError
+from ._common import non_negative_int, positive_int, print_json, table
+
+
+def parse_range(text: str, what: str = "--budgets") -> tuple[float, float]:
+    """``LO:HI`` (ms) -> (lo, hi) with 0 < lo < hi."""
+    parts = str(text).split(":")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        lo, hi = float(parts[0]), float(parts[1])
+    except ValueError:
+        raise BudgetError(f"{what}: {text!r} is not a range; allowed: LO:HI in ms, e.g. 10:24") from None
+    if not (0 < lo < hi and math.isfinite(hi)):
+        raise BudgetError(f"{what}: {text!r}; allowed: LO:HI in ms with 0 < LO < HI")
+    return lo, hi
+
+
+def parse_budget_list(text: str, what: str = "--budgets") -> list[float]:
+    """``B1,B2,...`` or ``LO:HI:STEP`` (ms) -> list of budgets."""
+    s = str(text).strip()
+    try:
+        if ":" in s:
+            parts = [float(p) for p in s.split(":")]
+            if len(parts) != 3:
+                raise ValueError
+            lo, hi, step = parts
+            if not (step > 0 and lo <= hi and all(map(math.isfinite, parts))):
+                raise BudgetError(f"{what}: {text!r}; allowed: LO:HI:STEP with LO <= HI and STEP > 0 (ms)")
+            n = int(math.floor((hi - lo) / step + 1e-9)) + 1
+            if n > 100_000:
+                raise BudgetError(f"{what}: {text!r} gives {n} budgets; allowed: at most 100000")
+            return [round(lo + i * step, 10) for i in range(n)]
+        vals = [float(p) for p in s.split(",") if p.strip()]
+        if not vals:
+            raise ValueError
+    except ValueError:
+        raise BudgetError(f"{what}: {text!r} is not a budget list; allowed: B1,B2,... or LO:HI:STEP in ms") from None
+    bad = [v for v in vals if not math.isfinite(v) or v <= 0]
+    if bad:
+        raise BudgetError(f"{what}: {bad[0]!r} is not a budget; allowed: positive latencies in ms")
+    return vals
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from ..search.train import TrainConfig, train
+
+    lo, hi = parse_range(args.budgets)
+    kw = dict(space=args.space, accuracy=args.accuracy, latency=args.latency, budgets=(lo, hi),
+              train_samples=args.train_samples, latency_samples=args.latency_samples, reward=args.reward,
+              eval_budget=args.eval_budget, seed=args.seed)
+    if args.steps is not None:
+        kw["steps"] = args.steps
+    if args.width is not None and args.space != "mbv3":
+        raise PnagError(f"--width: {args.width}; allowed only with --space mbv3")
+    if args.resolution is not None:
+        kw["resolution"] = args.resolution
+    if args.width is not None and args.space == "mbv3":
+        from ..space.mbv3 import check_width
+
+        kw["width"] = check_width(args.width, "--width")
+    config = TrainConfig(**kw)
+    run = train(config, args.output, progress=not args.quiet)
+    m = run.metrics
+    acc = m.get("predictors", {}).get("accuracy")
+    lines = [f"run: {args.output}", f"data: {m['data']['n']} architectures ({m['data']['note']})",
+             f"budgets: {lo:g}..{hi:g} ms; fastest architecture {m['min_latency_ms']:.4g} ms"]
+    if acc:
+        lines.append(f"accuracy predictor (held out): RMSE {acc['rmse']:.3f}, Kendall tau {acc['kendall_tau']:.3f}")
+    if "ranker" in m:
+        lines.append(f"ranker pair accuracy: {m['ranker']['pair_accuracy']:.3f}")
+    lines.append(f"time: {sum(v for k, v in m['seconds'].items() if k != 'total_this_session'):.1f} s")
+    print("\n".join(lines))
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from ..search.train import Run
+
+    if args.budget is not None:
+        budgets = [args.budget]
+    else:
+        budgets = parse_budget_list(args.budgets)
+    run = Run.load(args.run)
+    gens = run.generate(budgets, samples=args.samples, seed=args.seed)
+    if args.json:
+        print_json([g.to_json() for g in gens])
+    else:
+        rows = [[f"{g.budget:g}", f"{g.predicted_accuracy:.2f}", f"{g.predicted_latency_ms:.3f}",
+                 "" if g.madds_m is None else f"{g.madds_m:.1f}", g.origin, g.arch] for g in gens]
+        print(table(rows, ["budget_ms", "accuracy", "latency_ms", "madds_m", "origin", "arch"]))
+    return 0
+
+
+def plot_run(run, path: str | Path, budgets=None, samples: int = 16) -> Path:
+    """Accuracy vs latency: the training data, its Pareto front and generated architectures (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import io
+
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from .._io import atomic_open
+    from ..search.pareto import pareto_front
+
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise PnagError(f"-o: {str(path)!r}; allowed: a .png file name")
+    t = run.training_table
+    acc, lat = t["accuracy"], t["latency_ms"]
+    lo, hi = run.budget_range
+    if budgets is None:
+        budgets = np.linspace(max(lo, run.min_latency_ms), hi, 30)
+    gens = run.generate(budgets, samples=samples)
+    front = pareto_front(acc, lat)
+    order = np.argsort(lat[front])
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    ax.scatter(lat, acc, s=6, c="0.7", label=f"measured ({len(acc)})")
+    ax.plot(lat[front][order], acc[front][order], "-", c="0.3", lw=1, label="measured Pareto front")
+    ax.scatter([g.predicted_latency_ms for g in gens], [g.predicted_accuracy for g in gens], s=22, c="C3",
+               marker="D", label="generated (one per budget)", zorder=3)
+    for g in gens:
+        ax.plot([g.budget, g.budget], [g.predicted_accuracy - 0.15, g.predicted_accuracy + 0.15], c="C3", lw=0.6, alpha=0.4)
+    ax.axvspan(lo, hi, color="C0", alpha=0.06, label="trained budget range")
+    unit = run.metrics.get("data", {}).get("accuracy_unit", "%")
+    ax.set_xlabel(f"latency (ms, {run.config.latency})")
+    ax.set_ylabel(f"accuracy ({unit}, {run.config.accuracy})")
+    sel = acc >= np.quantile(acc, 0.05)
+    ax.set_ylim(float(acc[sel].min()) - 0.5, max(float(acc.max()), max(g.predicted_accuracy for g in gens)) + 0.5)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    with atomic_open(path, "wb") as fh:
+        fh.write(buf.getvalue())
+    return path
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from ..search.train import Run
+
+    run = Run.load(args.run)
+    print(plot_run(run, args.output))
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="train predictors, ranker and one budget-conditioned generator",
+                       description="Train once for a latency budget range (ms); resumes an interrupted run in -o.")
+    p.add_argument("--space", choices=("mbv3", "nb201"), default="mbv3")
+    p.add_argument("--accuracy", default="dataset:ofa-mbv3-w1.0-imagenet",
+                   help="dataset:NAME, nb201:cifar10|cifar100|ImageNet16-120, ofa-predictor or proxy:NAME")
+    p.add_argument("--latency", default="lut:i7-8700k",
+                   help="lut:FILE, lut:note10, lut:i7-8700k, nb201:DEVICE, table:help-ofa-gpu:GPU_BATCH or local")
+    p.add_argument("--budgets", required=True, help="budget range LO:HI in ms")
+    p.add_argument("--train-samples", type=positive_int("--train-samples"), default=None)
+    p.add_argument("--latency-samples", type=positive_int("--latency-samples"), default=None)
+    p.add_argument("--reward", choices=("pareto", "mnas", "tunas"), default="pareto")
+    p.add_argument("--eval-budget", type=non_negative_int("--eval-budget"), default=0)
+    p.add_argument("--seed", type=non_negative_int("--seed"), default=0)
+    p.add_argument("--steps", type=positive_int("--steps"), default=None, help="policy-gradient steps")
+    p.add_argument("--width", default=None, help="mbv3 width 1.0 or 1.2 (default 1.0 with the w1.0 dataset)")
+    p.add_argument("--resolution", type=positive_int("--resolution"), default=None)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("-o", "--output", required=True, help="run directory")
+    p.set_defaults(func=cmd_train)
+
+    g = sub.add_parser("generate", help="the architecture a trained run chooses for each budget")
+    g.add_argument("--run", required=True)
+    grp = g.add_mutually_exclusive_group(required=True)
+    grp.add_argument("--budget", type=_one_budget, help="one budget in ms")
+    grp.add_argument("--budgets", help="B1,B2,... or LO:HI:STEP (ms)")
+    g.add_argument("--samples", type=positive_int("--samples"), default=1,
+                   help="K generator draws per budget; the best predicted-feasible one is returned")
+    g.add_argument("--seed", type=non_negative_int("--seed"), default=0)
+    g.add_argument("--json", action="store_true")
+    g.set_defaults(func=cmd_generate)
+
+    pl = sub.add_parser("plot", help="plot accuracy vs latency of a run (PNG)")
+    pl.add_argument("run")
+    pl.add_argument("-o", "--output", required=True)
+    pl.set_defaults(func=cmd_plot)
+
+
+def _one_budget(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; allowed: one latency in ms") from None
+    if not (math.isfinite(v) and v > 0):
+        raise argparse.ArgumentTypeError(f"{text!r}; allowed: a positive latency in ms")
+    return v

@@ -1,0 +1,343 @@
+"""Latency lookup tables measured on this machine: profile, save, resume, predict.
+
+Entries. At one width and resolution the once-for-all MobileNetV3 space has 94 distinct layer
+configurations: the stem, the first block, for each of the 5 units the first layer (stride of the
+unit, previous unit's width in) and the later layers (stride 1, the unit's width in), each x 3
+kernels x 3 expand ratios (5 x 2 x 9 = 90), the final expand layer with the global pooling, and
+the head (feature mix + classifier). Each is built from the network's own building blocks and
+timed in isolation at its real input shape (:func:`lut_entries` lists them with their shapes, from
+:func:`pnag.nn.mobilenetv3.layer_specs`).
+
+Prediction. The latency of an architecture is ``a * sum + b`` where ``sum`` is the sum of its
+layers' entries and ``a, b`` are fitted (Theil-Sen, robust) on whole-network measurements of
+``calibration`` architectures (default 10: the smallest and the largest of the space and 8 drawn
+with the seed) measured at the end of profiling. The correction absorbs what a sum of isolated
+layers misses: the per-call overhead each isolated measurement pays once (framework dispatch,
+input set-up), which the whole network pays once in total (``b`` < 0, ``a`` near 1), and cache
+effects between consecutive layers (a layer in a network finds its input in cache).
+
+Files are JSON and carry the environment and the protocol. Profiling writes the file atomically
+every few seconds (and on Ctrl-C); a re-run with the same output file and settings resumes and
+measures only what is missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .._io import write_json_atomic
+from ..errors import DataError, PnagError
+from ..nn.mobilenetv3 import Classifier, MBBlock, MBConvLayer, MobileNetV3, conv_bn_act, layer_specs
+from ..space.mbv3 import (EXPANDS, KERNELS, MAX_DEPTH, N_SLOTS, N_UNITS, MBV3Arch, MBV3Space, check_resolution,
+                          check_width)
+from .backends import Backend, get_backend
+from .measure import MeasureProtocol, check_batch, check_threads, environment, measure_module
+from .sources import TableSource, cache_dir
+
+FORMAT = "pnag-latency-lut"
+VERSION = 1
+# A table entry is timed with a shorter protocol than a whole network: 94 entries must fit in a
+# few minutes on a 2-core machine (see benchmarks/latency_lut.py for the figures).
+DEFAULT_PROTOCOL = MeasureProtocol(warmup=5, runs=15, min_time_s=0.25)
+# Whole networks (calibration here, and validation) get at least a second of timing each.
+NETWORK_PROTOCOL = MeasureProtocol(warmup=5, runs=15, min_time_s=1.0)
+CORRECTION_NOTE = ("measured_ms = a * sum_ms + b, Theil-Sen fit over whole-network measurements of the "
+                   "calibration archs; corrects per-layer isolation overhead (each isolated entry pays the "
+                   "per-call dispatch/input cost once) and cache effects between consecutive layers")
+
+
+def _hwc(size: int, channels: int) -> str:
+    return f"{size}x{size}x{channels}"
+
+
+def lut_keys(spec: dict) -> tuple[str, ...]:
+    """Keys of pnag's measured tables for one layer spec (the classifier is part of the head)."""
+    kind, s, cin, cout = spec["kind"], spec["input_size"], spec["in_channels"], spec["out_channels"]
+    if kind == "stem":
+        return (f"stem-input:{_hwc(s, cin)}-output:{_hwc((s + 1) // 2, cout)}-kernel:3-stride:2",)
+    if kind in ("first_block", "mbconv"):
+        o = (s + 1) // 2 if spec["stride"] == 2 else s
+        return (f"mbconv-input:{_hwc(s, cin)}-output:{_hwc(o, cout)}-expand:{spec['expand']}"
+                f"-mid:{spec['mid_channels']}-kernel:{spec['kernel']}-stride:{spec['stride']}"
+                f"-idskip:{int(spec['shortcut'])}-se:{int(spec['se'])}-act:{spec['act']}",)
+    if kind == "final_expand":
+        return (f"final_expand-input:{_hwc(s, cin)}-output:{_hwc(1, cout)}",)
+    if kind == "feature_mix":
+        return (f"head-input:{_hwc(1, cin)}-output:1000",)
+    if kind == "classifier":
+        return ()
+    raise ValueError(f"layer kind {kind!r}")
+
+
+def lut_entries(width: float, resolution: int) -> dict[str, dict]:
+    """Every distinct table entry of the space at ``width`` and ``resolution``: key -> layer spec
+    (one representative spec with the entry's real shapes), in network order."""
+    width, resolution = check_width(width), check_resolution(resolution)
+    out: dict[str, dict] = {}
+    for e in EXPANDS:
+        for k in KERNELS:
+            arch = MBV3Arch((MAX_DEPTH,) * N_UNITS, (k,) * N_SLOTS, (e,) * N_SLOTS, width, resolution)
+            for spec in layer_specs(arch):
+                for key in lut_keys(spec):
+                    out.setdefault(key, spec)
+    order = {"stem": 0, "first_block": 1, "mbconv": 2, "final_expand": 3, "feature_mix": 4}
+    return dict(sorted(out.items(), key=lambda kv: (order[kv[1]["kind"]], kv[1].get("unit", 0),
+                                                    kv[1].get("layer", 0) > 0, kv[0])))
+
+
+class _GlobalPool(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean((2, 3), keepdim=True)
+
+
+def entry_module(spec: dict) -> tuple[nn.Module, tuple[int, int, int]]:
+    """The module timed for a table entry and its input shape ``(C, H, W)``, built from the same
+    blocks as :class:`pnag.nn.MobileNetV3` (and with the same forward computation)."""
+    kind, s, cin, cout = spec["kind"], spec["input_size"], spec["in_channels"], spec["out_channels"]
+    if kind == "stem":
+        return conv_bn_act(cin, cout, 3, 2, act="h_swish"), (cin, s, s)
+    if kind in ("first_block", "mbconv"):
+        conv = MBConvLayer(cin, cout, spec["kernel"], spec["stride"], spec["expand"], spec["act"], spec["se"])
+        return MBBlock(conv), (cin, s, s)
+    if kind == "final_expand":
+        return nn.Sequential(conv_bn_act(cin, cout, 1, act="h_swish"), _GlobalPool()), (cin, s, s)
+    if kind == "feature_mix":
+        mix = conv_bn_act(cin, cout, 1, act="h_swish", bn=False)
+        return nn.Sequential(mix, nn.Flatten(1), Classifier(cout, 1000, 0.1)), (cin, 1, 1)
+    raise ValueError(f"layer kind {kind!r} has no entry of its own")
+
+
+def calibration_archs(width: float, resolution: int, n: int, seed: int) -> list[MBV3Arch]:
+    """The archs whose whole-network latency fits the correction: the smallest and the largest of
+    the space, then ``n - 2`` drawn with ``seed``."""
+    if n < 2:
+        raise PnagError(f"calibration: {n} is not allowed; allowed: an integer >= 2")
+    lo = MBV3Arch((2,) * N_UNITS, (3, 3, 0, 0) * N_UNITS, (3, 3, 0, 0) * N_UNITS, width, resolution)
+    hi = MBV3Arch((4,) * N_UNITS, (7,) * N_SLOTS, (6,) * N_SLOTS, width, resolution)
+    return [lo, hi] + MBV3Space(width, resolution).sample(n - 2, seed=seed)
+
+
+def fit_correction(sum_ms: Sequence[float], measured_ms: Sequence[float]) -> tuple[float, float]:
+    """``(a, b)`` of ``measured = a * sum + b``, fitted robustly (Theil-Sen: the median of pairwise
+    slopes, so one disturbed measurement cannot tilt the line); a pure ratio when the sums barely
+    vary or the slope is not positive."""
+    from scipy.stats import theilslopes
+
+    x, y = np.asarray(sum_ms, dtype=np.float64), np.asarray(measured_ms, dtype=np.float64)
+    if x.size >= 2 and np.ptp(x) > 1e-6 * max(abs(x).max(), 1e-12):
+        a, b = theilslopes(y, x, method="joint")[:2]
+        if a > 0:
+            return float(a), float(b)
+    return float(np.median(y / x)), 0.0
+
+
+class LUT(TableSource):
+    """A measured latency table (from :func:`profile_lut` / :func:`load_lut`).
+
+    Attributes: ``backend``, ``threads``, ``batch``, ``width``, ``resolution``, ``protocol``
+    (dict), ``env`` (dict), ``entries`` (key -> ms), ``calibration`` (list of dicts),
+    ``correction`` (a, b), ``path``.
+    """
+
+    def __init__(self, data: dict, path: str | Path | None = None):
+        self.data, self.path = data, None if path is None else Path(path)
+        where = str(path) if path else "LUT"
+        self.backend, self.threads, self.batch = data["backend"], int(data["threads"]), int(data["batch"])
+        self.protocol, self.env = dict(data["protocol"]), dict(data.get("env") or {})
+        self.entries = {k: float(v["median_ms"]) for k, v in data["entries"].items()}
+        self.calibration = list(data.get("calibration", {}).get("archs", []))
+        corr = data.get("correction") or {"a": 1.0, "b": 0.0}
+        coverage = (f"{where} was profiled at width {data['width']} and resolution {data['resolution']} only "
+                    f"({self.backend}, {self.threads} thread(s)); profile another table for other settings")
+        w, r = check_width(data["width"]), check_resolution(data["resolution"])
+        super().__init__(f"lut:{where}", lut_keys, lambda ww, rr: self.entries if (ww, rr) == (w, r) else {},
+                         w, r, coverage, (corr["a"], corr["b"]), device=self.env.get("device", ""))
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.data.get("complete"))
+
+    def predict_ms(self, arch: Any) -> float:
+        """Predicted latency (ms) of one architecture: corrected sum of its layers' entries."""
+        return self.latency_of(arch)
+
+    def predict_many(self, archs: Sequence[Any]) -> np.ndarray:
+        """Vectorised :meth:`predict_ms` (float64 array, ms)."""
+        return self.latency_ms(archs)
+
+
+def _check_lut_data(data: Any, where: str) -> dict:
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise DataError(f"{where}: not a pnag latency table (format {FORMAT!r} expected)")
+    if data.get("version") != VERSION:
+        raise DataError(f"{where}: table version {data.get('version')!r}; allowed: {VERSION}")
+    for field in ("width", "resolution", "backend", "threads", "batch", "protocol", "entries"):
+        if field not in data:
+            raise DataError(f"{where}: missing field {field!r}")
+    for key, v in data["entries"].items():
+        if not isinstance(v, dict) or not isinstance(v.get("median_ms"), (int, float)):
+            raise DataError(f"{where}: entry {key!r} has no numeric median_ms")
+    return data
+
+
+def _read(path: Path) -> dict:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DataError(f"latency table {path}: cannot be read ({exc.strerror})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"latency table {path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+
+
+def load_lut(path: str | Path) -> LUT:
+    """A table written by :func:`profile_lut`; an unfinished one is an error (re-run profile to resume)."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"latency table {p}: no such file; create one with 'pnag latency profile -o {p}'")
+    data = _check_lut_data(_read(p), str(p))
+    if not data.get("complete"):
+        n = len(data["entries"])
+        raise DataError(f"latency table {p}: profiling was interrupted ({n} entries saved); re-run "
+                        "'pnag latency profile' with the same options and -o to finish it")
+    return LUT(data, p)
+
+
+@dataclass(frozen=True)
+class ProfileReport:
+    """What a :func:`profile_lut` call did."""
+
+    lut: LUT
+    measured: int  # entries + calibration networks measured in this call
+    reused: int  # ... found already saved in the file
+    seconds: float  # wall time of this call
+
+
+def profile_lut(backend: str | Backend = "torch", threads: int | None = None, width: float = 1.2, resolution: int = 224,
+                out_path: str | Path = "lut.json", batch: int = 1, protocol: MeasureProtocol | None = None,
+                calibration: int = 10, seed: int = 0, progress: bool | None = None,
+                save_every_s: float = 2.0, network_protocol: MeasureProtocol | None = None) -> ProfileReport:
+    """Measure every table entry of the space at ``width``/``resolution`` on this machine, then
+    ``calibration`` whole networks, fit the correction, and write ``out_path`` (JSON). ``protocol``
+    times the entries (default :data:`DEFAULT_PROTOCOL`), ``network_protocol`` the whole networks
+    (default :data:`NETWORK_PROTOCOL`).
+
+    Resumable: the file is rewritten atomically at most every ``save_every_s`` seconds and when
+    interrupted; a re-run with the same settings measures only what the file lacks. A file made
+    with other settings is an error (pick another ``out_path``).
+    """
+    be = backend if isinstance(backend, Backend) else get_backend(backend)
+    threads, batch = check_threads(threads), check_batch(batch)
+    width, resolution = check_width(width), check_resolution(resolution)
+    protocol = protocol or DEFAULT_PROTOCOL
+    network_protocol = network_protocol or NETWORK_PROTOCOL
+    if isinstance(save_every_s, bool) or not isinstance(save_every_s, (int, float)) or not save_every_s >= 0:
+        raise PnagError(f"save_every_s: {save_every_s!r} is not allowed; allowed: seconds >= 0")
+    out_path = Path(out_path)
+    header = {"format": FORMAT, "version": VERSION, "space": "mbv3", "width": width, "resolution": resolution,
+              "batch": batch, "backend": be.name, "threads": threads, "protocol": protocol.to_dict(),
+              "network_protocol": network_protocol.to_dict()}
+    env = environment(be, threads, batch, resolution).to_dict()
+    cal_archs = calibration_archs(width, resolution, calibration, seed)
+    cal_head = {"n": calibration, "seed": seed}
+    if out_path.exists():
+        data = _check_lut_data(_read(out_path), str(out_path))
+        for field, want in list(header.items()) + [("calibration", cal_head)]:
+            have = data.get(field) if field != "calibration" else {k: data.get("calibration", {}).get(k)
+                                                                   for k in cal_head}
+            if have != want:
+                raise PnagError(f"-o {out_path}: the file was profiled with {field}={have!r}, this run asks "
+                                f"{field}={want!r}; allowed: the same settings (to resume) or another output file")
+        old_cpu = (data.get("env") or {}).get("cpu_model")
+        if old_cpu and old_cpu != env["cpu_model"]:
+            raise PnagError(f"-o {out_path}: the file was profiled on {old_cpu!r}, this machine is "
+                            f"{env['cpu_model']!r}; allowed: resume on the same machine or use another output file")
+    else:
+        data = dict(header, env=env, entries={}, calibration=dict(cal_head, archs=[]), correction=None,
+                    complete=False, profile_s=0.0)
+    entries = lut_entries(width, resolution)
+    saved: dict = data["entries"]
+    cal_saved: list = data["calibration"]["archs"]
+    todo = [k for k in entries if k not in saved]
+    cal_todo = list(range(len(cal_saved), len(cal_archs)))
+    reused = (len(entries) - len(todo)) + len(cal_saved)
+    measured = 0
+    t_start = time.perf_counter()
+    last_save = t_start
+    prev_s = float(data.get("profile_s", 0.0))
+
+    def save() -> None:
+        data["profile_s"] = prev_s + time.perf_counter() - t_start
+        write_json_atomic(out_path, data)
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(entries) + len(cal_archs), initial=reused, desc=f"profile {be.name} w{width} r{resolution}",
+               unit="entry", disable=_no_progress(progress), leave=False)
+    try:
+        for key in todo:
+            module, shape = entry_module(entries[key])
+            m = measure_module(module, (batch, *shape), be, threads, protocol, resolution)
+            saved[key] = {"median_ms": m.median_ms, "iqr_ms": m.iqr_ms, "runs": m.runs}
+            measured += 1
+            bar.update(1)
+            if time.perf_counter() - last_save >= save_every_s:
+                save()
+                last_save = time.perf_counter()
+        for i in cal_todo:
+            arch = cal_archs[i]
+            m = measure_module(MobileNetV3(arch), (batch, 3, resolution, resolution), be, threads,
+                               network_protocol, resolution)
+            cal_saved.append({"arch": arch.to_legacy(), "measured_ms": m.median_ms, "iqr_ms": m.iqr_ms,
+                              "runs": m.runs})
+            measured += 1
+            bar.update(1)
+            if time.perf_counter() - last_save >= save_every_s:
+                save()
+                last_save = time.perf_counter()
+        raw = LUT(dict(data, correction=None), out_path)
+        sums = raw.table_sum_ms([c["arch"] for c in cal_saved])
+        a, b = fit_correction(sums, [c["measured_ms"] for c in cal_saved])
+        for c, s in zip(cal_saved, sums):
+            c["sum_ms"] = float(s)
+        data["correction"] = {"a": a, "b": b, "n": len(cal_saved), "note": CORRECTION_NOTE}
+        data["complete"] = True
+    finally:
+        bar.close()
+        save()
+    return ProfileReport(LUT(data, out_path), measured, reused, time.perf_counter() - t_start)
+
+
+def _no_progress(progress: bool | None) -> bool:
+    import sys
+
+    return not sys.stderr.isatty() if progress is None else not progress
+
+
+def local_lut(width: float = 1.2, resolution: int = 224, threads: int | None = None,
+              progress: bool | None = None, protocol: MeasureProtocol | None = None) -> LUT:
+    """This machine's table (torch backend), profiled on first use and cached under the cache dir
+    (``$PNAG_CACHE_DIR/latency/``); an interrupted first profile resumes next time. ``protocol``
+    (entries and networks alike) defaults to the profiling defaults."""
+    threads = check_threads(threads)
+    width, resolution = check_width(width), check_resolution(resolution)
+    from .backends import cpu_model
+
+    tag = hashlib.sha256(f"{cpu_model()}|{torch.__version__}".encode()).hexdigest()[:10]
+    path = cache_dir() / "latency" / f"local-torch-t{threads}-w{width}-r{resolution}-{tag}.json"
+    if path.is_file():
+        data = _read(path)
+        if isinstance(data, dict) and data.get("complete"):
+            return LUT(_check_lut_data(data, str(path)), path)
+    return profile_lut("torch", threads, width, resolution, path, protocol=protocol, progress=progress,
+                       network_protocol=protocol).lut

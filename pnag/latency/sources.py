@@ -1,0 +1,272 @@
+"""Latency sources: one interface for every way pnag knows a latency.
+
+A :class:`LatencySource` prices architectures in milliseconds: ``latency_ms(archs) -> ndarray``.
+:func:`get_latency_source` builds one from a spec string:
+
+=================================  =============================================================
+``lut:FILE``                       a table measured with ``pnag latency profile`` (sum + correction)
+``lut:note10``                     once-for-all's Samsung Note10 per-layer tables (width 1.2)
+``lut:i7-8700k``                   NSGANetV2's Intel i7-8700K per-layer table (widths 1.0 and 1.2)
+``nb201:DEVICE``                   HELP's measured NAS-Bench-201 latencies (e.g. ``nb201:pixel3``)
+``table:help-ofa-gpu:GPU_BATCH``   HELP's whole-network GPU latencies of 5,000 OFA subnets
+``measure:BACKEND``                measure each architecture now (torch, onnxruntime, torch-cuda)
+``local``                          this machine's table (torch backend), profiled once and cached
+=================================  =============================================================
+
+Table sources are vectorised: :meth:`TableSource.latency_from_indices` prices a batch of decision
+index vectors ``(B, 45)`` with one gather (numpy or torch, any device), for generator training.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import ArchError, DataError, PnagError, allowed
+from ..space.mbv3 import MBV3Arch, check_resolution, check_width, parse_arch
+from ._table import KeysOf, SlotTable, indices_of
+
+SPEC_FORMS = ("lut:FILE", "lut:note10", "lut:i7-8700k", "nb201:DEVICE", "table:help-ofa-gpu:GPU_BATCH",
+              "measure:BACKEND", "local")
+
+
+class LatencySource(ABC):
+    """Something that prices architectures in milliseconds.
+
+    Attributes:
+        name: the spec it was built from (``lut:i7-8700k``, ...).
+        unit: always ``"ms"``.
+        space: the search space it prices (``"mbv3"`` or ``"nb201"``).
+        device: the hardware the figures describe, in words.
+    """
+
+    name: str = ""
+    unit: str = "ms"
+    space: str = "mbv3"
+    device: str = ""
+
+    @abstractmethod
+    def latency_ms(self, archs: Sequence[Any]) -> np.ndarray:
+        """Latency (ms, float64 array of ``len(archs)``) of each architecture (values or text forms)."""
+
+    def __call__(self, archs: Sequence[Any]) -> np.ndarray:
+        return self.latency_ms(archs)
+
+    def latency_of(self, arch: Any) -> float:
+        """Latency (ms) of one architecture."""
+        return float(self.latency_ms([arch])[0])
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} ({self.device})>"
+
+
+class TableSource(LatencySource):
+    """A per-layer lookup table for the MobileNetV3 space: sum of the layers' entries, then
+    ``a * sum + b`` (identity for published tables; fitted for measured ones, see
+    :class:`pnag.latency.lut.LUT`).
+
+    Args:
+        name: source name used in messages.
+        keys_of: layer spec -> the table keys that price it.
+        entries_for: (width, resolution) -> mapping key -> ms (empty where the table has nothing).
+        width, resolution: defaults for text-form architectures and for :meth:`latency_from_indices`.
+        coverage: a sentence stating which widths/resolutions the table covers (for errors).
+        correction: ``(a, b)`` of the linear correction, ms = a * sum + b.
+        device: the hardware, in words.
+    """
+
+    def __init__(self, name: str, keys_of: KeysOf, entries_for: Callable[[float, int], Mapping[str, float]],
+                 width: float, resolution: int, coverage: str, correction: tuple[float, float] = (1.0, 0.0),
+                 device: str = ""):
+        self.name, self.device = name, device
+        self.width, self.resolution = check_width(width), check_resolution(resolution)
+        self.coverage = coverage
+        self.correction = (float(correction[0]), float(correction[1]))
+        self._keys_of, self._entries_for = keys_of, entries_for
+        self._tables: dict[tuple[float, int], SlotTable] = {}
+
+    # -- tables ----------------------------------------------------------------------------------
+    def slot_table(self, width: float | None = None, resolution: int | None = None) -> SlotTable:
+        """The vectorised table at ``width`` / ``resolution`` (defaults: the source's own)."""
+        w = self.width if width is None else check_width(width)
+        r = self.resolution if resolution is None else check_resolution(resolution)
+        if (w, r) not in self._tables:
+            self._tables[(w, r)] = SlotTable(w, r, self._keys_of, self._entries_for(w, r), self.name, self.coverage)
+        return self._tables[(w, r)]
+
+    def covers(self, width: float, resolution: int) -> bool:
+        """True when every architecture at this width and resolution has all its entries."""
+        return self.slot_table(width, resolution).complete
+
+    def coerce(self, arch: Any) -> MBV3Arch:
+        """An MBV3Arch from a value or text form (text forms get this source's width / resolution)."""
+        if isinstance(arch, MBV3Arch):
+            return arch
+        if isinstance(arch, str):
+            s = arch.strip()
+            return parse_arch(s, width=self.width, resolution=None if s.startswith("{") else self.resolution)
+        if isinstance(arch, Mapping):
+            from ..space.mbv3 import parse_ofa_dict
+
+            return parse_ofa_dict(arch, width=self.width)
+        raise ArchError(f"arch: {arch!r} is not a MobileNetV3 architecture; allowed: MBV3Arch, legacy string or "
+                        "once-for-all dict")
+
+    # -- pricing ---------------------------------------------------------------------------------
+    def _apply(self, total):
+        a, b = self.correction
+        return total if (a, b) == (1.0, 0.0) else a * total + b
+
+    def table_sum_ms(self, archs: Sequence[Any]) -> np.ndarray:
+        """The uncorrected sum of table entries (ms) of each architecture."""
+        archs = [self.coerce(a) for a in archs]
+        out = np.zeros(len(archs), dtype=np.float64)
+        groups: dict[tuple[float, int], list[int]] = {}
+        for i, a in enumerate(archs):
+            groups.setdefault((a.width, a.resolution), []).append(i)
+        for (w, r), ix in groups.items():
+            out[ix] = self.slot_table(w, r).sum_indices(indices_of(archs[i] for i in ix))
+        return out
+
+    def latency_ms(self, archs: Sequence[Any]) -> np.ndarray:
+        return self._apply(self.table_sum_ms(archs))
+
+    def latency_from_indices(self, idx: torch.Tensor | np.ndarray, width: float | None = None,
+                             resolution: int | None = None):
+        """Latency (ms) of decision-index vectors ``idx (B, 45)`` at one width and resolution.
+
+        A torch ``LongTensor`` gives a float32 tensor ``(B,)`` on the same device (no Python loop,
+        no host sync unless the table has holes); a numpy array gives float64 ``(B,)``.
+        """
+        t = self.slot_table(width, resolution)
+        if isinstance(idx, torch.Tensor):
+            return self._apply(t.sum_indices_torch(idx.long()))
+        return self._apply(t.sum_indices(np.asarray(idx)))
+
+    def breakdown(self, arch: Any) -> list[tuple[str, str, float]]:
+        """``(layer, table key, ms)`` of every entry ``arch`` uses (NaN where missing), uncorrected."""
+        a = self.coerce(arch)
+        return self.slot_table(a.width, a.resolution).keys_for(a)
+
+
+class MeasuredSource(LatencySource):
+    """Measures every architecture end to end now (slow: seconds per architecture)."""
+
+    def __init__(self, backend: str, threads: int | None = None, batch: int = 1, **protocol: Any):
+        from .backends import get_backend
+
+        self._backend = get_backend(backend)
+        self.name, self.device = f"measure:{backend}", self._backend.device_name()
+        self.threads, self.batch, self.protocol = threads, batch, protocol
+
+    def latency_ms(self, archs: Sequence[Any]) -> np.ndarray:
+        from .measure import measure_latency
+
+        out = [measure_latency(a, backend=self._backend.name, threads=self.threads, batch=self.batch,
+                               **self.protocol).median_ms for a in archs]
+        return np.asarray(out, dtype=np.float64)
+
+
+class NB201Source(LatencySource):
+    """HELP's measured latency of every NAS-Bench-201 cell on one device (ms)."""
+
+    space = "nb201"
+
+    def __init__(self, device: str):
+        from ..data import nb201 as nb  # the datasets engineer's reader
+
+        bench = nb.load_nb201()
+        self._bench = bench
+        self._lat = np.asarray(bench.latency(device), dtype=np.float64)
+        self.name, self.device = f"nb201:{device}", device
+
+    def latency_ms(self, archs: Sequence[Any]) -> np.ndarray:
+        from ..space.nb201 import NB201Arch, parse_nb201
+
+        idx = [self._bench.index_of(a if isinstance(a, NB201Arch) else parse_nb201(a)) for a in archs]
+        return self._lat[np.asarray(idx, dtype=np.int64)]
+
+
+class WholeNetworkTable(LatencySource):
+    """Whole-network latencies of a fixed list of architectures; anything else is an error."""
+
+    def __init__(self, name: str, archs: Sequence[MBV3Arch], latency_ms: Sequence[float], device: str = ""):
+        self.name, self.device = name, device
+        self._index: dict[MBV3Arch, float] = {}
+        for a, v in zip(archs, latency_ms):
+            self._index.setdefault(a, float(v))
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def latency_ms(self, archs: Sequence[Any]) -> np.ndarray:
+        out = np.empty(len(archs), dtype=np.float64)
+        for i, a in enumerate(archs):
+            arch = a if isinstance(a, MBV3Arch) else parse_arch(a)
+            if arch not in self._index:
+                raise DataError(f"{self.name}: arch {arch.to_legacy()} (width {arch.width}, resolution "
+                                f"{arch.resolution}) is not in the table; it prices only its {len(self)} "
+                                "measured architectures")
+            out[i] = self._index[arch]
+        return out
+
+
+def _help_ofa_gpu(gpu_batch: str) -> WholeNetworkTable:
+    from ..data import load_help_ofa_gpu
+    from ..data.readers import help_ofa_devices
+
+    devices = help_ofa_devices()
+    if gpu_batch not in devices:
+        raise PnagError(f"table:help-ofa-gpu: {gpu_batch!r} is not a device setting of the table; "
+                        f"allowed: {allowed(devices)}")
+    archs, lat = load_help_ofa_gpu()
+    return WholeNetworkTable(f"table:help-ofa-gpu:{gpu_batch}", archs, lat[gpu_batch], device=gpu_batch)
+
+
+def cache_dir() -> Path:
+    """Where pnag caches what it computes (``$PNAG_CACHE_DIR`` or the per-user cache)."""
+    from ..data.registry import cache_dir as data_cache_dir
+
+    return data_cache_dir()
+
+
+def get_latency_source(spec: str, space: Any = None, progress: bool | None = None) -> LatencySource:
+    """Build a latency source from ``spec`` (forms in the module docstring).
+
+    ``space`` (an ``MBV3Space``) gives the width and resolution that table sources assume for
+    text-form architectures and for :meth:`TableSource.latency_from_indices`.
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise PnagError(f"latency source: {spec!r} is empty; allowed forms: {allowed(SPEC_FORMS)}")
+    spec = spec.strip()
+    kind, _, rest = spec.partition(":")
+    width = getattr(space, "width", None)
+    resolution = getattr(space, "resolution", None)
+    if kind == "lut" and rest:
+        from . import published
+
+        if rest.lower() == "note10":
+            return published.load_note10(resolution=resolution or 224)
+        if rest.lower() in ("i7-8700k", "i7"):
+            return published.load_i7_8700k(width=width or 1.2, resolution=resolution or 224)
+        if not Path(rest).is_file():
+            raise PnagError(f"latency source {spec!r}: {rest} is neither a published table nor an existing file; "
+                            "allowed: lut:note10, lut:i7-8700k or lut:FILE (a table written by 'pnag latency profile')")
+        from .lut import load_lut
+
+        return load_lut(rest)
+    if kind == "nb201" and rest:
+        return NB201Source(rest)
+    if kind == "table" and rest.startswith("help-ofa-gpu:") and rest.split(":", 1)[1]:
+        return _help_ofa_gpu(rest.split(":", 1)[1])
+    if kind == "measure" and rest:
+        return MeasuredSource(rest)
+    if spec == "local":
+        from .lut import local_lut
+
+        return local_lut(width=width or 1.2, resolution=resolution or 224, progress=progress)
+    raise PnagError(f"latency source: {spec!r} is not known; allowed forms: {allowed(SPEC_FORMS)}")

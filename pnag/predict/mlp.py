@@ -1,0 +1,295 @@
+"""MLP predictors on a search space's encoding (accuracy in %, latency in ms, or any scalar).
+
+One :class:`MLPPredictor` holds an *ensemble* of ``config.ensemble`` independent MLPs evaluated in
+one batched matrix product (weights ``(K, d_in, d_out)``); each member sees its own bootstrap
+weighting of the training data, so the spread of the members is an uncertainty estimate
+(:meth:`MLPPredictor.predict_dist`). ``ensemble=1`` is a single plain MLP.
+
+Presets (:meth:`PredictorConfig.preset_config`):
+
+* ``"published"``: the published PNAG predictor: 3 hidden layers of 512, MSE, SGD Nesterov lr 0.2,
+  momentum 0.9, weight decay 3e-5, cosine schedule, 1000 epochs, 80/20 split, one member.
+* ``"fast"`` (default): Adam lr 3e-3, 3 hidden layers of 64, 60 epochs, batch 256, 5 bootstrap
+  members trained once on all the data, held-out metrics out-of-bag. On the OFA MobileNetV3 w1.0
+  data it measured RMSE 0.063 points / Kendall tau 0.963 (out-of-bag) in 7 s, against 0.070 / 0.962
+  in 42 s with 128 hidden, 150 epochs, batch 128, lr 1e-3 (same shared 2-core machine).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import DataError, PnagError, allowed
+
+PRESETS = ("published", "fast")
+
+
+@dataclass(frozen=True)
+class PredictorConfig:
+    """Training settings of an :class:`MLPPredictor`. Build with :meth:`preset_config` or directly."""
+
+    preset: str = "fast"
+    hidden: int = 64
+    layers: int = 3  # hidden layers
+    optimizer: str = "adam"  # adam | sgd (Nesterov)
+    lr: float = 3e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    epochs: int = 60
+    batch_size: int = 256
+    val_fraction: float = 0.2  # held out to report RMSE and Kendall tau
+    ensemble: int = 5
+    bootstrap: bool = True  # each member trains on its own bootstrap weighting of the data
+    refit: bool = True  # final model sees all the data (bootstrap ensembles: out-of-bag metrics, one run)
+    seed: int = 0
+
+    @classmethod
+    def preset_config(cls, name: str = "fast", **overrides: Any) -> "PredictorConfig":
+        """The named preset (``published`` or ``fast``) with ``overrides`` applied."""
+        if name == "published":
+            base = cls(preset="published", hidden=512, layers=3, optimizer="sgd", lr=0.2, momentum=0.9,
+                       weight_decay=3e-5, epochs=1000, batch_size=256, val_fraction=0.2, ensemble=1,
+                       bootstrap=False, refit=False)
+        elif name == "fast":
+            base = cls()
+        else:
+            raise PnagError(f"predictor preset: {name!r} is not known; allowed: {allowed(PRESETS)}")
+        return replace(base, **overrides)
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in ("adam", "sgd"):
+            raise PnagError(f"predictor optimizer: {self.optimizer!r} is not known; allowed: adam or sgd")
+        for name in ("hidden", "layers", "epochs", "batch_size", "ensemble"):
+            if int(getattr(self, name)) < 1:
+                raise PnagError(f"predictor {name}: {getattr(self, name)!r} is not allowed; allowed: an integer >= 1")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise PnagError(f"predictor val_fraction: {self.val_fraction!r}; allowed: 0 <= value < 1")
+
+
+class EnsembleMLP(nn.Module):
+    """``K`` MLPs ``d_in -> hidden x layers -> 1`` (ReLU) evaluated together.
+
+    Input ``(N, d_in)``; output ``(K, N)``.
+    """
+
+    def __init__(self, d_in: int, hidden: int, layers: int, members: int = 1):
+        super().__init__()
+        dims = [d_in] + [hidden] * layers + [1]
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for a, b in zip(dims[:-1], dims[1:]):
+            bound = 1.0 / math.sqrt(a)  # as nn.Linear's default initialisation
+            self.weights.append(nn.Parameter(torch.empty(members, a, b).uniform_(-bound, bound)))
+            self.biases.append(nn.Parameter(torch.empty(members, 1, b).uniform_(-bound, bound)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x
+        n = len(self.weights)
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            h = torch.matmul(h, w) + b
+            if i < n - 1:
+                h = torch.relu(h)
+        return h.squeeze(-1)
+
+
+def kendall_tau(a: np.ndarray, b: np.ndarray) -> float:
+    """Kendall rank correlation (tau-b) of two equal-length vectors; nan if undefined."""
+    from scipy.stats import kendalltau
+
+    if len(a) < 2:
+        return float("nan")
+    return float(kendalltau(np.asarray(a), np.asarray(b)).statistic)
+
+
+def regression_metrics(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
+    """``{"rmse", "kendall_tau", "n"}`` of predictions against true values (same units)."""
+    pred, true = np.asarray(pred, dtype=np.float64), np.asarray(true, dtype=np.float64)
+    rmse = float(np.sqrt(np.mean((pred - true) ** 2))) if len(true) else float("nan")
+    return {"rmse": rmse, "kendall_tau": kendall_tau(pred, true), "n": int(len(true))}
+
+
+class MLPPredictor:
+    """A scalar predictor (ensemble of MLPs) on encodings of a search space.
+
+    ``space`` is needed only for :meth:`predict_indices` (vectorised through
+    ``space.encode_indices``); ``d_in`` defaults to ``space.encoding_size``.
+    """
+
+    def __init__(self, space=None, config: PredictorConfig | None = None, d_in: int | None = None):
+        self.space = space
+        self.config = config or PredictorConfig()
+        if d_in is None:
+            if space is None:
+                raise PnagError("MLPPredictor: give a search space or d_in (the encoding size)")
+            d_in = int(space.encoding_size)
+        self.d_in = int(d_in)
+        self.y_mean = 0.0
+        self.y_std = 1.0
+        self.metrics: dict[str, Any] = {}
+        self.net = self._new_net(self.config.seed)
+
+    def _new_net(self, seed: int) -> EnsembleMLP:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return EnsembleMLP(self.d_in, self.config.hidden, self.config.layers, self.config.ensemble)
+
+    # -- training ----------------------------------------------------------------------------------
+    def _check_xy(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+        X = np.asarray(X, dtype=np.float32)
+        y = np.asarray(y, dtype=np.float64).ravel()
+        if X.ndim != 2 or X.shape[1] != self.d_in:
+            raise DataError(f"predictor inputs: shape {X.shape}; allowed: (N, {self.d_in})")
+        if len(y) != len(X):
+            raise DataError(f"predictor targets: {len(y)} values for {len(X)} inputs; allowed: one per input")
+        if len(y) < 2:
+            raise DataError(f"predictor training data: {len(y)} examples; allowed: at least 2")
+        if not np.all(np.isfinite(y)):
+            raise DataError("predictor targets: contain NaN or infinite values; allowed: finite numbers")
+        return X, y
+
+    def fit(self, X: Any, y: Any, progress: bool = False) -> dict[str, Any]:
+        """Train on encodings ``X (N, d_in)`` and targets ``y (N,)``.
+
+        Reports ``{"rmse", "kendall_tau"}`` (units of ``y``) on held-out data: for a bootstrap ensemble
+        with ``refit``, out-of-bag (every example judged by the members that never saw it, one
+        training run on all the data); otherwise on a seeded ``val_fraction`` split, and with
+        ``refit`` the model is then retrained on all the data.
+        """
+        X, y = self._check_xy(X, y)
+        cfg = self.config
+        n = len(y)
+        if cfg.ensemble > 1 and cfg.bootstrap and cfg.refit:
+            # out-of-bag: each example is held out from the members whose bootstrap left it out (~37 %)
+            w = self._train(X, y, seed=cfg.seed)
+            with torch.no_grad():
+                m = self._members(torch.from_numpy(X)).numpy()
+            oob = (w.numpy() == 0)
+            has = oob.any(0)
+            pred = (m * oob).sum(0)[has] / oob.sum(0)[has]
+            metrics: dict[str, Any] = {"n_train": int(n), "n_val": int(has.sum()), "preset": cfg.preset,
+                                       "validation": "out-of-bag"}
+            mm = regression_metrics(pred, y[has])
+            metrics.update(rmse=mm["rmse"], kendall_tau=mm["kendall_tau"])
+            self.metrics = metrics
+            return metrics
+        rng = np.random.default_rng(cfg.seed)
+        n_val = int(round(n * cfg.val_fraction)) if n >= 10 else 0
+        perm = rng.permutation(n)
+        val, tr = perm[:n_val], perm[n_val:]
+        metrics = {"n_train": int(len(tr)), "n_val": int(n_val), "preset": cfg.preset, "validation": "split"}
+        self._train(X[tr], y[tr], seed=cfg.seed)
+        if n_val:
+            m = regression_metrics(self.predict(X[val]), y[val])
+            metrics.update(rmse=m["rmse"], kendall_tau=m["kendall_tau"])
+            if cfg.refit:
+                self._train(X, y, seed=cfg.seed + 1)
+                metrics["n_train"] = int(n)
+        else:
+            metrics.update(rmse=float("nan"), kendall_tau=float("nan"))
+        self.metrics = metrics
+        return metrics
+
+    def _train(self, X: np.ndarray, y: np.ndarray, seed: int) -> torch.Tensor:
+        """Train a fresh ensemble; returns the per-member example weights ``(K, N)`` used."""
+        cfg = self.config
+        self.y_mean = float(y.mean())
+        self.y_std = float(y.std()) or 1.0
+        self.net = self._new_net(seed)
+        xt = torch.from_numpy(X)
+        yt = torch.from_numpy(((y - self.y_mean) / self.y_std).astype(np.float32))
+        n, K = len(yt), cfg.ensemble
+        gen = torch.Generator().manual_seed(seed)
+        if cfg.bootstrap and K > 1:
+            w = torch.poisson(torch.ones(K, n), generator=gen)  # bootstrap as Poisson(1) counts
+        else:
+            w = torch.ones(K, n)
+        params = list(self.net.parameters())
+        if cfg.optimizer == "sgd":
+            opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=True,
+                                  weight_decay=cfg.weight_decay)
+        else:
+            opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        bs = min(cfg.batch_size, n)
+        steps_per_epoch = max(1, math.ceil(n / bs))
+        total = cfg.epochs * steps_per_epoch
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+        self.net.train()
+        for _ in range(cfg.epochs):
+            perm = torch.randperm(n, generator=gen)
+            for s in range(steps_per_epoch):
+                b = perm[s * bs:(s + 1) * bs]
+                pred = self.net(xt[b])  # (K, b)
+                wb = w[:, b]
+                loss = ((pred - yt[b]) ** 2 * wb).sum(1) / wb.sum(1).clamp_min(1.0)
+                opt.zero_grad(set_to_none=True)
+                loss.sum().backward()
+                opt.step()
+                sched.step()
+        self.net.eval()
+        return w
+
+    # -- prediction --------------------------------------------------------------------------------
+    def _members(self, x: torch.Tensor) -> torch.Tensor:
+        """``(K, N)`` member predictions in target units."""
+        return self.net(x) * self.y_std + self.y_mean
+
+    @torch.no_grad()
+    def predict_dist(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and spread (std across ensemble members; 0 for one member) per row of ``X``."""
+        X = np.asarray(X, dtype=np.float32)
+        if X.ndim != 2 or X.shape[1] != self.d_in:
+            raise DataError(f"predictor inputs: shape {X.shape}; allowed: (N, {self.d_in})")
+        m = self._members(torch.from_numpy(X))
+        std = m.std(0, unbiased=False) if m.shape[0] > 1 else torch.zeros_like(m[0])
+        return m.mean(0).numpy().astype(np.float64), std.numpy().astype(np.float64)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted values (ensemble mean, target units) for encodings ``X (N, d_in)``."""
+        return self.predict_dist(X)[0]
+
+    def predict_indices(self, idx: torch.Tensor) -> torch.Tensor:
+        """Differentiable-free batch prediction from choice indices ``(B, T)`` -> ``(B,)``."""
+        return self.predict_indices_dist(idx)[0]
+
+    @torch.no_grad()
+    def predict_indices_dist(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and member spread ``(B,)`` from choice indices ``(B, T)``."""
+        if self.space is None:
+            raise PnagError("MLPPredictor.predict_indices: the predictor was built without a search space")
+        m = self._members(self.space.encode_indices(idx))
+        std = m.std(0, unbiased=False) if m.shape[0] > 1 else torch.zeros_like(m[0])
+        return m.mean(0), std
+
+    # -- persistence -------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to rebuild the predictor (plain types and tensors: ``weights_only`` safe)."""
+        return {"config": asdict(self.config), "d_in": self.d_in, "y_mean": self.y_mean, "y_std": self.y_std,
+                "metrics": dict(self.metrics), "net": self.net.state_dict()}
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any], space=None) -> "MLPPredictor":
+        try:
+            cfg = PredictorConfig(**state["config"])
+            p = cls(space, cfg, d_in=int(state["d_in"]))
+            p.y_mean, p.y_std = float(state["y_mean"]), float(state["y_std"])
+            p.metrics = dict(state.get("metrics", {}))
+            p.net.load_state_dict(state["net"])
+        except (KeyError, TypeError, RuntimeError) as exc:
+            raise DataError(f"predictor state: not a saved MLPPredictor ({exc})") from None
+        p.net.eval()
+        return p
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        other = MLPPredictor.from_state_dict(state, self.space)
+        self.__init__(self.space, other.config, other.d_in)  # rebuild shapes for the saved config
+        self.y_mean, self.y_std, self.metrics = other.y_mean, other.y_std, other.metrics
+        self.net = other.net
+
+
+__all__ = ["PredictorConfig", "MLPPredictor", "EnsembleMLP", "kendall_tau", "regression_metrics", "PRESETS"]

@@ -1,0 +1,172 @@
+"""The Pareto-aware ranker (the published "reward estimator").
+
+An MLP scores ``[encoding ; budget embedding]``. For a latency budget ``B`` (ms) and a pair of
+architectures it is trained with the pairwise logistic loss ``log(1 + exp(-y (s_i - s_j)))`` where
+
+* both within ``B``  -> the more accurate ranks higher (``y = sign(acc_i - acc_j)``);
+* otherwise          -> the faster ranks higher (``y = sign(lat_j - lat_i)``), so a feasible
+  architecture always outranks an infeasible one.
+
+Everything is vectorised over pairs. The budget enters as a continuous value normalised to the
+trained range (``budget_mode="continuous"``, default: any budget inside the range is served) or, as
+published, as a one-hot over a fixed list of budgets (``budget_mode="onehot"``: only those budgets).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import BudgetError, DataError, PnagError, allowed
+
+BUDGET_MODES = ("continuous", "onehot")
+
+
+def pareto_pair_targets(acc_i: torch.Tensor, lat_i: torch.Tensor, acc_j: torch.Tensor, lat_j: torch.Tensor,
+                        budget: torch.Tensor | float) -> torch.Tensor:
+    """Pair labels in {-1, 0, +1} (float): +1 when ``i`` should rank above ``j`` under ``budget`` (ms).
+
+    All arguments broadcast together; latencies and budget in the same unit.
+    """
+    acc_i, lat_i, acc_j, lat_j = (torch.as_tensor(t, dtype=torch.float64) for t in (acc_i, lat_i, acc_j, lat_j))
+    budget = torch.as_tensor(budget, dtype=torch.float64)
+    both = (lat_i <= budget) & (lat_j <= budget)
+    return torch.where(both, torch.sign(acc_i - acc_j), torch.sign(lat_j - lat_i)).float()
+
+
+def pareto_ranking_loss(s_i: torch.Tensor, s_j: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean of ``log(1 + exp(-y (s_i - s_j)))`` over all pairs (numerically stable softplus)."""
+    return torch.nn.functional.softplus(-y * (s_i - s_j)).mean()
+
+
+class ParetoRanker(nn.Module):
+    """Score ``(B,)`` of architectures (encodings ``(B, D)``) under budgets ``(B,)`` in ms; higher is better.
+
+    ``budget_range`` (lo, hi) ms normalises a continuous budget to [0, 1]; ``budgets`` lists the
+    one-hot budgets (``budget_mode="onehot"``).
+    """
+
+    def __init__(self, d_in: int, budget_range: tuple[float, float], budget_mode: str = "continuous",
+                 budgets: Sequence[float] | None = None, hidden: int = 128, layers: int = 2):
+        super().__init__()
+        if budget_mode not in BUDGET_MODES:
+            raise PnagError(f"ranker budget mode: {budget_mode!r} is not known; allowed: {allowed(BUDGET_MODES)}")
+        lo, hi = float(budget_range[0]), float(budget_range[1])
+        if not hi > lo:
+            raise BudgetError(f"ranker budget range: {lo}:{hi} ms; allowed: LO < HI")
+        self.d_in, self.budget_mode, self.budget_range = int(d_in), budget_mode, (lo, hi)
+        self.budgets = tuple(float(b) for b in budgets) if budgets is not None else ()
+        if budget_mode == "onehot" and not self.budgets:
+            raise PnagError("ranker budget mode onehot: give the list of budgets (ms)")
+        d_b = len(self.budgets) if budget_mode == "onehot" else 1
+        self.hidden, self.layers = int(hidden), int(layers)
+        dims = [self.d_in + d_b] + [self.hidden] * self.layers
+        mods: list[nn.Module] = []
+        for a, b in zip(dims[:-1], dims[1:]):
+            mods += [nn.Linear(a, b), nn.ReLU()]
+        mods.append(nn.Linear(dims[-1], 1))
+        self.mlp = nn.Sequential(*mods)
+
+    def config(self) -> dict[str, Any]:
+        return {"d_in": self.d_in, "budget_range": list(self.budget_range), "budget_mode": self.budget_mode,
+                "budgets": list(self.budgets), "hidden": self.hidden, "layers": self.layers}
+
+    def budget_features(self, budget: torch.Tensor) -> torch.Tensor:
+        """``(B, d_b)`` budget embedding; one-hot mode refuses budgets outside its list."""
+        budget = torch.as_tensor(budget, dtype=torch.float32).reshape(-1)
+        if self.budget_mode == "continuous":
+            lo, hi = self.budget_range
+            return ((budget - lo) / (hi - lo)).unsqueeze(1)
+        table = torch.tensor(self.budgets, dtype=torch.float32)
+        d = (budget[:, None] - table[None, :]).abs()
+        near = d.argmin(1)
+        if bool((d.gather(1, near[:, None]).squeeze(1) > 1e-6).any()):
+            bad = float(budget[(d.min(1).values > 1e-6)][0])
+            raise BudgetError(f"budget: {bad:g} ms is not one of the one-hot ranker's budgets; allowed: "
+                              f"{allowed(f'{b:g}' for b in self.budgets)}")
+        return torch.nn.functional.one_hot(near, len(self.budgets)).float()
+
+    def forward(self, x: torch.Tensor, budget: torch.Tensor) -> torch.Tensor:
+        return self.mlp(torch.cat([x, self.budget_features(budget)], dim=1)).squeeze(-1)
+
+    def sample_budgets(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """``n`` training budgets (ms): uniform over the range, or uniform over the one-hot list."""
+        if self.budget_mode == "onehot":
+            table = torch.tensor(self.budgets)
+            return table[torch.randint(len(table), (n,), generator=generator)]
+        lo, hi = self.budget_range
+        return lo + (hi - lo) * torch.rand(n, generator=generator)
+
+    def fit(self, X: Any, acc: Any, lat: Any, steps: int = 400, pairs: int = 1024, lr: float = 3e-3,
+            seed: int = 0) -> dict[str, float]:
+        """Train on encodings ``X (N, D)``, accuracies ``acc (N,)`` and latencies ``lat (N,)`` (ms).
+
+        Each step draws ``pairs`` random pairs, each with its own budget. Returns
+        ``{"loss", "pair_accuracy"}`` on a fresh seeded set of pairs (fraction of decided pairs
+        ordered correctly).
+        """
+        X = torch.as_tensor(np.asarray(X, dtype=np.float32))
+        acc = torch.as_tensor(np.asarray(acc, dtype=np.float64))
+        lat = torch.as_tensor(np.asarray(lat, dtype=np.float64))
+        n = len(X)
+        if X.ndim != 2 or X.shape[1] != self.d_in or len(acc) != n or len(lat) != n or n < 2:
+            raise DataError(f"ranker training data: X {tuple(X.shape)}, acc {tuple(acc.shape)}, lat {tuple(lat.shape)}; "
+                            f"allowed: X (N, {self.d_in}) with N >= 2 and one accuracy and latency per row")
+        gen = torch.Generator().manual_seed(seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            for m in self.mlp:
+                if isinstance(m, nn.Linear):
+                    m.reset_parameters()
+        opt = torch.optim.Adam(self.parameters(), lr=lr)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, steps))
+        self.train()
+        for _ in range(steps):
+            i = torch.randint(n, (pairs,), generator=gen)
+            j = torch.randint(n, (pairs,), generator=gen)
+            b = self.sample_budgets(pairs, gen)
+            y = pareto_pair_targets(acc[i], lat[i], acc[j], lat[j], b)
+            s = self(torch.cat([X[i], X[j]]), torch.cat([b, b]))
+            loss = pareto_ranking_loss(s[:pairs], s[pairs:], y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+        self.eval()
+        return self.evaluate(X, acc, lat, pairs=4 * pairs, seed=seed + 1)
+
+    @torch.no_grad()
+    def evaluate(self, X: Any, acc: Any, lat: Any, pairs: int = 8192, seed: int = 0) -> dict[str, float]:
+        """Loss and pair accuracy (fraction) on ``pairs`` random pairs with random budgets."""
+        X = torch.as_tensor(np.asarray(X, dtype=np.float32))
+        acc, lat = torch.as_tensor(np.asarray(acc)), torch.as_tensor(np.asarray(lat))
+        gen = torch.Generator().manual_seed(seed)
+        n = len(X)
+        i, j = torch.randint(n, (pairs,), generator=gen), torch.randint(n, (pairs,), generator=gen)
+        b = self.sample_budgets(pairs, gen)
+        y = pareto_pair_targets(acc[i], lat[i], acc[j], lat[j], b)
+        s = self(torch.cat([X[i], X[j]]), torch.cat([b, b]))
+        d = s[:pairs] - s[pairs:]
+        decided = y != 0
+        correct = (torch.sign(d) == y)[decided].float().mean() if bool(decided.any()) else torch.tensor(float("nan"))
+        return {"loss": float(pareto_ranking_loss(s[:pairs], s[pairs:], y)), "pair_accuracy": float(correct)}
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any]) -> "ParetoRanker":
+        try:
+            c = state["config"]
+            r = cls(c["d_in"], tuple(c["budget_range"]), c["budget_mode"], c["budgets"] or None, c["hidden"], c["layers"])
+            r.load_state_dict(state["weights"])
+        except (KeyError, TypeError, RuntimeError) as exc:
+            raise DataError(f"ranker state: not a saved ParetoRanker ({exc})") from None
+        r.eval()
+        return r
+
+    def to_state(self) -> dict[str, Any]:
+        return {"config": self.config(), "weights": self.state_dict()}
+
+
+__all__ = ["ParetoRanker", "pareto_pair_targets", "pareto_ranking_loss", "BUDGET_MODES"]

@@ -1,0 +1,139 @@
+"""The budget-conditioned architecture generator: an autoregressive LSTM policy over a space's decisions.
+
+At step ``t`` the LSTM cell reads the embedding of the previous decision's choice (a learned start
+token at ``t = 0``) plus an embedding of the budget, and a per-decision linear head gives the
+logits of decision ``t`` (each head has its space's own number of choices). The budget (ms) is
+normalised to the trained range and also sets the initial state, so one network serves every budget
+in the range.
+
+Decisions that do not matter for the sampled architecture (MobileNetV3: expand ratio and kernel of
+layers beyond their unit's depth, per ``space.active_mask``) are **sampled, then masked**: they are
+excluded from the log-probability and the entropy, so they get no gradient.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..errors import BudgetError
+
+
+class Generator(nn.Module):
+    """Autoregressive policy ``p(arch | budget)`` over ``space.decision_choices``.
+
+    ``budget_range`` (lo, hi) in ms; budgets are normalised to [0, 1] over it. Sampling runs the
+    LSTM step by step without a graph; log-probabilities and entropies are then recomputed in one
+    fused pass over the whole sequence (teacher forcing), which is what gradients flow through.
+    """
+
+    def __init__(self, space, budget_range: tuple[float, float], hidden: int = 64):
+        super().__init__()
+        lo, hi = float(budget_range[0]), float(budget_range[1])
+        if not hi > lo:
+            raise BudgetError(f"generator budget range: {lo}:{hi} ms; allowed: LO < HI")
+        self.space = space
+        self.budget_range = (lo, hi)
+        self.hidden = H = int(hidden)
+        self.n_choices = [len(c) for c in space.decision_choices]
+        self.T = T = len(self.n_choices)
+        C = max(self.n_choices)
+        self.register_buffer("offsets", torch.tensor([0] + self.n_choices[:-1]).cumsum(0), persistent=False)
+        self.register_buffer("valid", torch.arange(C)[None, :] < torch.tensor(self.n_choices)[:, None],
+                             persistent=False)  # (T, C): which padded logits are real choices
+        self.start = sum(self.n_choices)
+        self.embed = nn.Embedding(self.start + 1, H)  # embeddings of every (decision, choice); last: start token
+        self.budget_in = nn.Sequential(nn.Linear(1, H), nn.Tanh(), nn.Linear(H, H))
+        self.budget_h0 = nn.Linear(H, 2 * H)
+        self.lstm = nn.LSTM(H, H, batch_first=True)
+        bound = 1.0 / math.sqrt(H)
+        # one linear head per decision, stored padded to the largest choice count: (T, H, C)
+        self.head_w = nn.Parameter(torch.empty(T, H, C).uniform_(-bound, bound))
+        self.head_b = nn.Parameter(torch.empty(T, C).uniform_(-bound, bound))
+
+    def normalise(self, budgets: torch.Tensor) -> torch.Tensor:
+        lo, hi = self.budget_range
+        return ((torch.as_tensor(budgets, dtype=torch.float32).reshape(-1) - lo) / (hi - lo)).unsqueeze(1)
+
+    def _init(self, budgets: torch.Tensor):
+        e = self.budget_in(self.normalise(budgets))  # (B, H)
+        h, c = torch.tanh(self.budget_h0(e)).chunk(2, dim=1)
+        return e, h.unsqueeze(0).contiguous(), c.unsqueeze(0).contiguous()
+
+    def _logits(self, out: torch.Tensor, t: int | None = None) -> torch.Tensor:
+        if t is None:  # out (B, T, H) -> (B, T, C)
+            z = torch.einsum("bth,thc->btc", out, self.head_w) + self.head_b
+            return z.masked_fill(~self.valid, _NEG)
+        return (out @ self.head_w[t] + self.head_b[t]).masked_fill(~self.valid[t], _NEG)
+
+    def _cell(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step of ``self.lstm`` (same weights, same gate order i, f, g, o) on ``(B, H)`` tensors."""
+        gates = (F.linear(x, self.lstm.weight_ih_l0, self.lstm.bias_ih_l0)
+                 + F.linear(h, self.lstm.weight_hh_l0, self.lstm.bias_hh_l0))
+        i, f, g, o = gates.chunk(4, 1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        return torch.sigmoid(o) * torch.tanh(c), c
+
+    def sample(self, budgets: torch.Tensor, greedy: bool = False, generator: torch.Generator | None = None,
+               temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Draw one architecture per budget (ms).
+
+        Returns ``idx`` long ``(B, T)`` choice indices, ``logp (B,)`` the log-probability of the
+        active decisions, and ``entropy (B,)`` the summed entropy of the active decisions' policies
+        (both differentiable). ``greedy`` takes the most likely choice at every step; ``temperature``
+        > 1 flattens the sampling distribution (for diverse proposals; ``logp`` stays that of the policy).
+        """
+        budgets = torch.as_tensor(budgets, dtype=torch.float32).reshape(-1)
+        B = budgets.shape[0]
+        with torch.no_grad():
+            e, h, c = self._init(budgets)
+            h, c = h[0], c[0]
+            prev = torch.full((B,), self.start, dtype=torch.long)
+            idx = []
+            for t in range(self.T):
+                h, c = self._cell(self.embed(prev) + e, h, c)
+                z = self._logits(h, t)
+                if greedy:
+                    choice = z.argmax(1)
+                else:
+                    choice = torch.multinomial(torch.softmax(z / temperature, 1), 1, generator=generator).squeeze(1)
+                idx.append(choice)
+                prev = choice + self.offsets[t]
+        idx_t = torch.stack(idx, 1)
+        logp, ent = self.evaluate(budgets, idx_t)
+        return idx_t, logp, ent
+
+    def step_log_probs(self, budgets: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-decision log-probability of ``idx`` and policy entropy, ``(B, T)`` each, unmasked."""
+        budgets = torch.as_tensor(budgets, dtype=torch.float32).reshape(-1)
+        e, h, c = self._init(budgets)
+        start = torch.full((idx.shape[0], 1), self.start, dtype=torch.long)
+        prev = torch.cat([start, idx[:, :-1] + self.offsets[:-1]], 1)
+        out, _ = self.lstm(self.embed(prev) + e.unsqueeze(1), (h, c))
+        lp = torch.log_softmax(self._logits(out), -1)  # (B, T, C)
+        chosen = lp.gather(2, idx.unsqueeze(2)).squeeze(2)
+        ent = -(lp.exp() * lp).sum(2)
+        return chosen, ent
+
+    def evaluate(self, budgets: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``logp (B,)`` and ``entropy (B,)`` of choice indices ``(B, T)``, active decisions only."""
+        chosen, ent = self.step_log_probs(budgets, idx)
+        mask = self.space.active_mask(idx).to(chosen.dtype)
+        return (chosen * mask).sum(1), (ent * mask).sum(1)
+
+    def log_prob(self, budgets: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """Log-probability ``(B,)`` of given choice indices ``(B, T)`` (active decisions only)."""
+        return self.evaluate(budgets, idx)[0]
+
+    def config(self) -> dict[str, Any]:
+        return {"budget_range": list(self.budget_range), "hidden": self.hidden}
+
+
+_NEG = -1e9  # logit of padding choices: probability exactly 0, no NaN in the entropy
+
+
+__all__ = ["Generator"]

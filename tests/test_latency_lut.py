@@ -1,0 +1,260 @@
+"""Measured lookup tables: entry enumeration, module shapes, profiling, resume after interruption,
+prediction = sum + correction, validation, and the ``pnag latency`` command."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pnag.cli import main
+from pnag.errors import DataError, PnagError
+from pnag.latency import (LUT, MeasureProtocol, error_metrics, get_latency_source, load_lut, local_lut, lut_entries,
+                          profile_lut, validate_lut)
+from pnag.latency.backends import TorchBackend
+from pnag.latency.lut import FORMAT, VERSION, calibration_archs, entry_module, fit_correction, lut_keys
+from pnag.nn.mobilenetv3 import layer_specs
+from pnag.space.mbv3 import MBV3Arch, MBV3Space
+
+TINY = MeasureProtocol(warmup=0, runs=1, min_time_s=0.0)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _brute_force_keys(width: float, resolution: int, n: int = 400) -> set[str]:
+    space = MBV3Space(width, resolution)
+    archs = space.sample(n, seed=11) + calibration_archs(width, resolution, 2, 0)
+    keys = set()
+    for a in archs:
+        for spec in layer_specs(a):
+            keys.update(lut_keys(spec))
+    return keys
+
+
+@pytest.mark.parametrize("width, resolution", [(1.2, 224), (1.0, 160)])
+def test_entry_enumeration_matches_brute_force(width, resolution):
+    entries = lut_entries(width, resolution)
+    # stem + first block + 5 units x (first layer, later layers) x 3 kernels x 3 expands + final expand + head
+    assert len(entries) == 1 + 1 + 5 * 2 * 9 + 1 + 1 == 94
+    assert set(entries) == _brute_force_keys(width, resolution)
+
+
+def test_entry_modules_have_the_real_shapes():
+    arch = MBV3Space(1.2, 160).sample(1, seed=5)[0]
+    specs = layer_specs(arch)
+    entries = lut_entries(1.2, 160)
+    for spec, nxt in zip(specs, specs[1:]):
+        if spec["kind"] in ("classifier",):
+            continue
+        (key,) = lut_keys(spec)
+        module, shape = entry_module(entries[key])
+        assert shape[0] == spec["in_channels"] and shape[1] == spec["input_size"]
+        with torch.inference_mode():
+            y = module.eval()(torch.zeros(1, *shape))
+        if spec["kind"] == "feature_mix":
+            assert y.shape == (1, 1000)
+        elif spec["kind"] == "final_expand":
+            assert y.shape == (1, nxt["in_channels"], 1, 1)
+        else:
+            assert y.shape == (1, nxt["in_channels"], nxt["input_size"], nxt["input_size"])
+
+
+def _fake_lut(correction=(0.9, -1.5), width=1.0, resolution=128) -> tuple[LUT, dict]:
+    rng = np.random.default_rng(0)
+    values = {k: float(rng.uniform(0.05, 2.0)) for k in lut_entries(width, resolution)}
+    data = {"format": FORMAT, "version": VERSION, "space": "mbv3", "width": width, "resolution": resolution,
+            "batch": 1, "backend": "torch", "threads": 1, "protocol": TINY.to_dict(), "env": {},
+            "entries": {k: {"median_ms": v, "iqr_ms": 0.0, "runs": 1} for k, v in values.items()},
+            "calibration": {"n": 2, "seed": 0, "archs": []},
+            "correction": {"a": correction[0], "b": correction[1]}, "complete": True}
+    return LUT(data), values
+
+
+def test_prediction_is_sum_plus_correction():
+    lut, values = _fake_lut()
+    archs = MBV3Space(1.0, 128).sample(50, seed=2)
+    brute = np.array([sum(values[k] for s in layer_specs(a) for k in lut_keys(s)) for a in archs])
+    np.testing.assert_allclose(lut.table_sum_ms(archs), brute, rtol=1e-12)
+    np.testing.assert_allclose(lut.predict_many(archs), 0.9 * brute - 1.5, rtol=1e-12)
+    assert lut.predict_ms(archs[0]) == pytest.approx(0.9 * brute[0] - 1.5)
+    idx = torch.as_tensor(np.stack([MBV3Space().to_indices(a) for a in archs]))
+    np.testing.assert_allclose(lut.latency_from_indices(idx).numpy(), 0.9 * brute - 1.5, rtol=1e-5)
+    with pytest.raises(DataError, match=r"no entry 'stem-input:224x224x3.*profiled at width 1.0 and resolution 128"):
+        lut.predict_ms(archs[0].with_(resolution=224))
+
+
+def test_fit_correction_recovers_a_line():
+    x = np.array([10.0, 14.0, 20.0, 31.0])
+    assert fit_correction(x, 0.8 * x + 2.0) == pytest.approx((0.8, 2.0))
+    assert fit_correction([10.0, 10.0], [12.0, 12.0]) == pytest.approx((1.2, 0.0))  # no spread: a ratio
+    x = np.arange(10.0, 30.0, 2.0)
+    y = 0.8 * x + 2.0
+    y[3] *= 3  # one measurement disturbed by load
+    assert fit_correction(x, y) == pytest.approx((0.8, 2.0))
+
+
+def test_error_metrics():
+    m = np.array([10.0, 20.0, 30.0, 40.0])
+    r = error_metrics(m * 1.1, m)
+    assert r["median_abs_error_pct"] == pytest.approx(10.0) and r["max_abs_error_pct"] == pytest.approx(10.0)
+    assert r["kendall_tau"] == pytest.approx(1.0) and r["n"] == 4
+    assert error_metrics(m[::-1], m)["kendall_tau"] == pytest.approx(-1.0)
+
+
+class _Interrupting(TorchBackend):
+    """Counts timed modules; raises KeyboardInterrupt (as Ctrl-C would) before module ``stop_at``."""
+
+    def __init__(self, stop_at: int | None = None):
+        self.calls, self.stop_at = 0, stop_at
+
+    def runner(self, module, example, threads):
+        if self.stop_at is not None and self.calls == self.stop_at:
+            raise KeyboardInterrupt
+        self.calls += 1
+        return super().runner(module, example, threads)
+
+
+def test_profile_interrupted_then_resumed_measures_only_the_rest(tmp_path):
+    out = tmp_path / "lut.json"
+    kw = dict(threads=1, width=1.0, resolution=128, out_path=out, protocol=TINY, calibration=3, progress=False,
+              save_every_s=3600.0, network_protocol=TINY)
+    first = _Interrupting(stop_at=40)
+    with pytest.raises(KeyboardInterrupt):
+        profile_lut(first, **kw)
+    saved = json.loads(out.read_text())
+    assert len(saved["entries"]) == 40 and not saved["complete"]  # saved on interrupt
+    with pytest.raises(DataError, match="interrupted"):
+        load_lut(out)
+    second = _Interrupting()
+    report = profile_lut(second, **kw)
+    assert second.calls == 94 + 3 - 40 and report.measured == 57 and report.reused == 40
+    done = json.loads(out.read_text())
+    assert done["complete"] and len(done["entries"]) == 94 and len(done["calibration"]["archs"]) == 3
+    for k, v in saved["entries"].items():
+        assert done["entries"][k] == v  # not re-measured
+    lut = load_lut(out)
+    assert set(lut.entries) == set(lut_entries(1.0, 128))
+    via_spec = get_latency_source(f"lut:{out}")
+    some = MBV3Space(1.0, 128).sample(5, seed=9)
+    np.testing.assert_allclose(via_spec.latency_ms(some), lut.predict_many(some))
+    assert lut.env["threads"] == 1 and lut.protocol["runs"] == 1 and "cpu_model" in lut.env
+    a, b = lut.correction
+    sums = [c["sum_ms"] for c in done["calibration"]["archs"]]
+    meas = [c["measured_ms"] for c in done["calibration"]["archs"]]
+    assert (a, b) == pytest.approx(fit_correction(sums, meas))
+    third = _Interrupting()
+    assert profile_lut(third, **kw).measured == 0 and third.calls == 0  # complete: nothing to do
+    # validation uses the table's own settings
+    res = validate_lut(lut, samples=3, seed=4, protocol=TINY, progress=False)
+    assert res["n"] == 3 and res["threads"] == 1 and res["resolution"] == 128 and len(res["rows"]) == 3
+    assert res["median_abs_error_pct"] >= 0 and -1.0 <= res["kendall_tau"] <= 1.0
+    for r in res["rows"]:
+        assert r["predicted_ms"] == pytest.approx(lut.predict_ms(r["arch"])) and r["measured_ms"] > 0
+    assert res["rounds"] == 5  # interleaved rounds by default
+    with pytest.raises(PnagError, match="rounds: 0"):
+        validate_lut(lut, samples=3, seed=4, protocol=TINY, progress=False, rounds=0)
+    # another setting on the same file is refused, naming the field
+    with pytest.raises(PnagError, match="threads=1.*threads=2"):
+        profile_lut("torch", **dict(kw, threads=2))
+
+
+def test_profile_killed_in_a_subprocess_resumes(tmp_path):
+    out = tmp_path / "lut.json"
+    cmd = [sys.executable, "-m", "pnag", "latency", "profile", "--backend", "torch", "--threads", "1", "--width", "1.0",
+           "--resolution", "128", "-o", str(out), "--warmup", "0", "--runs", "1", "--min-time", "0.01",
+           "--calibration", "2", "--network-min-time", "0", "--save-every", "0", "--no-progress", "--json"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    saved = {}
+    deadline = time.time() + 60
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            saved = json.loads(out.read_text())["entries"]
+        except (OSError, ValueError, KeyError):
+            saved = {}
+        if len(saved) >= 8:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    on_disk = json.loads(out.read_text())  # atomic writes: always a whole file
+    assert not on_disk["complete"] and len(on_disk["entries"]) >= 8
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    n_saved = len(on_disk["entries"]) + len(on_disk["calibration"]["archs"])
+    assert summary["reused"] == n_saved and summary["measured"] == 94 + 2 - n_saved
+    final = json.loads(out.read_text())
+    assert final["complete"] and all(final["entries"][k] == v for k, v in on_disk["entries"].items())
+
+
+def test_local_lut_is_profiled_once_and_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("PNAG_CACHE_DIR", str(tmp_path))
+    lut = local_lut(width=1.0, resolution=128, threads=1, progress=False, protocol=TINY)
+    files = list((tmp_path / "latency").glob("local-torch-t1-w1.0-r128-*.json"))
+    assert len(files) == 1 and lut.complete
+    stamp = files[0].stat().st_mtime_ns
+    again = local_lut(width=1.0, resolution=128, threads=1, progress=False, protocol=TINY)
+    assert files[0].stat().st_mtime_ns == stamp and again.entries == lut.entries
+
+
+def test_load_lut_errors(tmp_path):
+    with pytest.raises(DataError, match="no such file"):
+        load_lut(tmp_path / "missing.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(DataError, match="not valid JSON"):
+        load_lut(bad)
+    bad.write_text(json.dumps({"format": "something else"}))
+    with pytest.raises(DataError, match="not a pnag latency table"):
+        load_lut(bad)
+    with pytest.raises(PnagError, match="calibration: 1 is not allowed"):
+        calibration_archs(1.2, 224, 1, 0)
+
+
+# -- CLI -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("argv, pattern", [
+    (["latency", "measure", "pnag_cpu_30", "--backend", "tpu"], "backend: 'tpu' is not known"),
+    (["latency", "measure", "pnag_cpu_30", "--threads", "0"], "threads: 0 is not allowed"),
+    (["latency", "measure", "pnag_cpu_30", "--batch", "-2"], "batch: -2 is not allowed"),
+    (["latency", "measure", "not_a_model"], "neither a zoo model name nor an architecture"),
+    (["latency", "profile", "--backend", "tpu", "-o", "x.json"], "backend: 'tpu'"),
+    (["latency", "profile", "--threads", "0", "-o", "x.json"], "threads: 0"),
+    (["latency", "profile", "--width", "0.5", "-o", "x.json"], "width: 0.5"),
+    (["latency", "validate", "--lut", "/nonexistent/lut.json"], "no such file"),
+    (["latency", "show-table", "bogus", "pnag_cpu_30"], "allowed: lut:note10, lut:i7-8700k or lut:FILE"),
+])
+def test_cli_errors_exit_2_without_traceback(argv, pattern, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert pattern in err and "Traceback" not in err and not (tmp_path / "x.json").exists()
+
+
+def test_cli_argparse_errors_exit_2(capsys):
+    assert main(["latency", "measure", "pnag_cpu_30", "--runs", "0"]) == 2
+    assert "--runs" in capsys.readouterr().err
+
+
+def test_cli_measure_json(capsys):
+    arch = MBV3Arch((2,) * 5, (3, 3, 0, 0) * 5, (3, 3, 0, 0) * 5, width=1.0, resolution=128)
+    assert main(["latency", "measure", arch.to_legacy(), "--width", "1.0", "--resolution", "128", "--threads", "1",
+                 "--warmup", "0", "--runs", "2", "--min-time", "0", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["runs"] == 2 and d["env"]["threads"] == 1 and d["env"]["resolution"] == 128 and d["median_ms"] > 0
+
+
+def test_cli_show_table(use_mirror, capsys):
+    assert main(["latency", "show-table", "i7-8700k", "pnag_cpu_30", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["latency_ms"] == pytest.approx(sum(r["ms"] for r in d["layers"]))
+    assert len(d["layers"]) == 2 + (2 + 2 + 3 + 3 + 3) + 3  # stem, first block, 13 MBConv, final, mix, classifier
+    assert main(["latency", "show-table", "note10", "pnag_cpu_30", "--resolution", "170"]) == 2
+    assert "Conv-input:170x170x3" in capsys.readouterr().err

@@ -1,0 +1,149 @@
+"""Training end to end on a synthetic NAS-Bench-201 task: generate, budgets, eval loop, resume."""
+
+import json
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import _synthetic_train as syn
+from pnag.errors import BudgetError, PnagError
+from pnag.search.train import Run, train
+from pnag.space import NB201Space
+
+
+@pytest.fixture
+def patched(monkeypatch):
+    syn.patch(monkeypatch.setattr)
+
+
+def test_train_generate_end_to_end(patched, tmp_path):
+    cfg = syn.tiny_config()
+    run = train(cfg, tmp_path / "run", progress=False)
+    assert set(json.loads((tmp_path / "run" / "state.json").read_text())["done"]) >= {"data", "predictors", "ranker",
+                                                                                         "generator", "done"}
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert m["data"]["n"] == 100 and np.isfinite(m["predictors"]["accuracy"]["rmse"])
+    assert m["min_latency_ms"] == pytest.approx(syn.all_latencies().min())
+    run = Run.load(tmp_path / "run")
+    lo, hi = cfg.budgets
+    budgets = np.linspace(run.min_latency_ms, hi, 7)
+    gens = run.generate(budgets, samples=8)
+    assert len(gens) == 7
+    space = NB201Space()
+    true_lat = syn.true_latency([space.parse(g.arch) for g in gens])
+    assert np.all(true_lat <= budgets + 1e-9)  # every choice within its budget under the true latency
+    np.testing.assert_allclose([g.predicted_latency_ms for g in gens], true_lat)
+    assert {g.origin for g in gens} <= {"generated", "measured"}
+    # measured choices report their measured accuracy
+    for g in gens:
+        if g.origin == "measured":
+            assert g.predicted_accuracy == pytest.approx(float(syn.true_accuracy([space.parse(g.arch)])[0]))
+    # deterministic
+    assert [g.arch for g in run.generate(budgets, samples=8)] == [g.arch for g in gens]
+    tab = run.training_table
+    assert len(tab["archs"]) == 100 and tab["accuracy"].shape == tab["latency_ms"].shape == (100,)
+
+
+def test_generate_budget_errors(patched, tmp_path):
+    run = train(syn.tiny_config(steps=5), tmp_path / "run", progress=False)
+    lo, hi = run.budget_range
+    with pytest.raises(BudgetError, match="outside the trained range"):
+        run.generate([hi * 1.5])
+    with pytest.raises(BudgetError, match="below the fastest architecture"):
+        run.generate([lo])  # the range starts below the fastest cell
+    with pytest.raises(PnagError, match="--samples"):
+        run.generate([hi], samples=0)
+
+
+def test_eval_budget_adds_lookups(patched, tmp_path):
+    run = train(syn.tiny_config(eval_budget=6, eval_rounds=2), tmp_path / "run", progress=False)
+    assert 100 < len(run.data["idx"]) <= 106
+    assert len(run.metrics["eval"]) == 2
+    assert len({r.tobytes() for r in run.data["idx"].numpy()}) == len(run.data["idx"])  # no cell twice
+
+
+def test_eval_budget_needs_a_measurable_source(monkeypatch, tmp_path):
+    syn.patch(monkeypatch.setattr)
+    from pnag.search import train as T
+
+    def no_measure(spec, space):
+        s = syn.accuracy_source(spec, space)
+        s.measure = None
+        return s
+
+    monkeypatch.setattr(T, "get_accuracy_source", no_measure)
+    with pytest.raises(PnagError, match="--eval-budget"):
+        train(syn.tiny_config(steps=2, eval_budget=3), tmp_path / "run", progress=False)
+
+
+def test_config_mismatch_and_bad_configs(patched, tmp_path):
+    train(syn.tiny_config(steps=2), tmp_path / "run", progress=False)
+    with pytest.raises(PnagError, match="steps=2"):
+        train(syn.tiny_config(steps=3), tmp_path / "run", progress=False)
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "x").write_text("x")
+    with pytest.raises(PnagError, match="non-empty directory"):
+        train(syn.tiny_config(), tmp_path / "junk", progress=False)
+    for bad in (dict(budgets=(5, 2)), dict(reward="best"), dict(space="darts"), dict(steps=0),
+                dict(eval_budget=-1), dict(train_samples=1)):
+        with pytest.raises(PnagError):
+            syn.tiny_config(**bad)
+
+
+_CHILD = textwrap.dedent("""
+    import sys
+    import torch
+    torch.set_num_threads(1)  # bitwise comparison below: same thread count in both processes
+    sys.path.insert(0, {tests!r})
+    import _synthetic_train as syn
+    from pnag.search import train as T
+    syn.patch(lambda obj, name, value: setattr(obj, name, value))
+    T.train(syn.tiny_config(steps=120), {run!r}, progress=False)
+""")
+
+
+def test_resume_after_kill_matches_uninterrupted(patched, tmp_path):
+    run_dir = tmp_path / "killed"
+    script = tmp_path / "child.py"
+    script.write_text(_CHILD.format(tests=str(Path(__file__).parent), run=str(run_dir)))
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    ckpt = run_dir / "generator.ckpt.pt"
+    deadline = time.time() + 120
+    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    proc.kill()
+    proc.wait()
+    assert ckpt.exists(), proc.stderr.read().decode()[-2000:]
+    state = json.loads((run_dir / "state.json").read_text())
+    assert "generator" not in state["done"] and "predictors" in state["done"]
+    step = torch.load(ckpt, weights_only=True)["step"]
+    assert 0 < step < 120
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        resumed = train(syn.tiny_config(steps=120), run_dir, progress=False)
+        straight = train(syn.tiny_config(steps=120), tmp_path / "straight", progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    a, b = resumed.generator.state_dict(), straight.generator.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert not ckpt.exists()
+
+
+def test_latency_learned_from_samples(patched, tmp_path):
+    run = train(syn.tiny_config(latency_samples=300, reward="tunas", predictor_epochs=60, predictor_hidden=32),
+                tmp_path / "run", progress=False)
+    assert run.models.lat_pred is not None and "latency" in run.metrics["predictors"]
+    assert run.metrics["predictors"]["latency"]["kendall_tau"] > 0.8
+    b = np.linspace(run.min_latency_ms, run.budget_range[1], 4)
+    gens = run.generate(b, samples=4)
+    assert all(g.predicted_latency_ms <= x + 1e-9 for g, x in zip(gens, b))  # predicted-feasible
+    reloaded = Run.load(tmp_path / "run")
+    assert [g.arch for g in reloaded.generate(b, samples=4)] == [g.arch for g in gens]

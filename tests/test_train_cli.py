@@ -1,0 +1,132 @@
+"""``pnag train / generate / plot`` on a synthetic task, and every bad-input path (status 2, no traceback)."""
+
+import json
+
+import pytest
+
+import _synthetic_train as syn
+from pnag.cli import main
+from pnag.space import NB201Space
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    syn.patch(mp.setattr)
+    d = tmp_path_factory.mktemp("cli") / "run"
+    lo, hi = syn.tiny_config().budgets
+    argv = ["train", "--space", "nb201", "--accuracy", "synthetic", "--latency", "synthetic",
+            "--budgets", f"{lo}:{hi}", "--train-samples", "100", "--steps", "20", "-q", "-o", str(d)]
+    from pnag.search import train as T
+
+    small = dict(budgets_per_step=4, samples_per_budget=4, predictor_epochs=10, predictor_hidden=16, ensemble=2,
+                 ranker_steps=30, ranker_pool=100)
+    real = T.TrainConfig
+
+    def config(**kw):  # the CLI's config, shrunk for a fast test
+        return real(**{**kw, **small})
+
+    mp.setattr("pnag.search.train.TrainConfig", config)
+    assert main(argv) == 0
+    mp.setattr("pnag.search.train.TrainConfig", real)
+    yield d, (lo, hi)
+    mp.undo()
+
+
+def _err(capsys, argv, match):
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's own usage errors
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Traceback" not in err
+    assert match in err, err
+    return err
+
+
+def test_generate_json_and_table(trained, capsys):
+    d, (lo, hi) = trained
+    capsys.readouterr()
+    fastest = float(syn.all_latencies().min())
+    b = [round(fastest + 0.1, 3), round((fastest + hi) / 2, 3), round(hi, 3)]
+    assert main(["generate", "--run", str(d), "--budgets", ",".join(map(str, b)), "--samples", "4", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [o["budget"] for o in out] == b
+    for o in out:
+        assert set(o) >= {"budget", "arch", "predicted_accuracy", "predicted_latency_ms", "madds_m"}
+        assert syn.true_latency([NB201Space().parse(o["arch"])])[0] <= o["budget"] + 1e-9
+    assert main(["generate", "--run", str(d), "--budget", str(b[1])]) == 0
+    assert "budget_ms" in capsys.readouterr().out
+    step = (hi - b[0]) / 4
+    assert main(["generate", "--run", str(d), "--budgets", f"{b[0]}:{hi}:{step}", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 5
+
+
+def test_plot(trained, tmp_path, capsys):
+    d, _ = trained
+    png = tmp_path / "p.png"
+    assert main(["plot", str(d), "-o", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    _err(capsys, ["plot", str(d), "-o", str(tmp_path / "p.pdf")], ".png")
+
+
+def test_generate_bad_inputs(trained, tmp_path, capsys):
+    d, (lo, hi) = trained
+    _err(capsys, ["generate", "--run", str(d), "--budget", str(hi * 2)], "outside the trained range")
+    _err(capsys, ["generate", "--run", str(d), "--budget", str(lo)], "below the fastest architecture")
+    _err(capsys, ["generate", "--run", str(d), "--budgets", "a,b"], "--budgets")
+    _err(capsys, ["generate", "--run", str(d), "--budgets", "5:1:1"], "LO:HI:STEP")
+    _err(capsys, ["generate", "--run", str(d), "--budgets", "1:5"], "--budgets")
+    _err(capsys, ["generate", "--run", str(d), "--budget", "-3"], "--budget")
+    _err(capsys, ["generate", "--run", str(d), "--budget", "x"], "--budget")
+    _err(capsys, ["generate", "--run", str(d), "--budget", "5", "--samples", "0"], "--samples")
+    _err(capsys, ["generate", "--run", str(tmp_path / "nope"), "--budget", "5"], "not a training run")
+    _err(capsys, ["generate", "--run", str(d)], "required")
+    _err(capsys, ["plot", str(tmp_path / "nope"), "-o", str(tmp_path / "x.png")], "not a training run")
+
+
+def test_unfinished_run_is_refused(trained, tmp_path, capsys):
+    d, _ = trained
+    import shutil
+
+    u = tmp_path / "unfinished"
+    shutil.copytree(d, u)
+    (u / "state.json").write_text(json.dumps({"done": ["data"]}))
+    _err(capsys, ["generate", "--run", str(u), "--budget", "5"], "unfinished run")
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--space", "darts"], "--space"),
+    (["--budgets", "10"], "--budgets"),
+    (["--budgets", "24:10"], "--budgets"),
+    (["--budgets", "a:b"], "--budgets"),
+    (["--reward", "best"], "--reward"),
+    (["--eval-budget", "-1"], "--eval-budget"),
+    (["--train-samples", "0"], "--train-samples"),
+    (["--accuracy", "foo"], "--accuracy"),
+    (["--accuracy", ""], "--accuracy"),
+    (["--accuracy", "nb201:cifar11", "--space", "nb201"], "cifar10"),
+    (["--accuracy", "nb201:cifar10", "--space", "mbv3"], "--space nb201"),
+    (["--width", "1.1"], "--width"),
+    (["--width", "1.0", "--space", "nb201"], "--width"),
+    (["--latency", "warp:drive"], "latency"),
+])
+def test_train_bad_inputs(argv, match, tmp_path, capsys, monkeypatch):
+    from pnag.search import sources
+    from pnag.search import train as T
+
+    monkeypatch.setattr(T, "get_accuracy_source", sources.get_accuracy_source)  # the real sources
+    monkeypatch.setattr(T, "get_latency_source", sources.get_latency_source)
+    base = {"--budgets": "10:24", "--space": "mbv3", "-o": str(tmp_path / "r")}
+    args = ["train"]
+    for k, v in base.items():
+        if k not in argv:
+            args += [k, v]
+    _err(capsys, args + argv, match)
+
+
+def test_train_resume_with_other_settings_is_refused(trained, tmp_path, capsys):
+    d, (lo, hi) = trained
+    _err(capsys, ["train", "--space", "nb201", "--accuracy", "synthetic", "--latency", "synthetic",
+                  "--budgets", f"{lo}:{hi}", "--steps", "21", "-o", str(d)], "holds a run with")
