@@ -57,3 +57,5 @@ def test_search_bad_input_exit_2(use_mirror, tmp_path, capsys):
     assert "lut:nowhere" in capsys.readouterr().err
     assert main(["search", "--budgets", "20:10", "--latency", "lut:i7-8700k", "-o", str(tmp_path / "s"), "-q"]) == 2
     assert "--budgets" in capsys.readouterr().err
+    assert main(["search", "--threads", "0", "-o", str(tmp_path / "s")]) == 2
+    assert "--threads: 0 is not allowed" in capsys.readouterr().err

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from ._common import positive_int, print_json, table
+from ._common import non_negative_int, positive_int, print_json, table
 
 DATASET = "dataset:ofa-mbv3-w1.0-imagenet"
 # synflow: Kendall tau 0.84 against measured ImageNet top-1 at about 0.4 s per network on 2 cores
@@ -79,7 +79,7 @@ def _search(args: argparse.Namespace) -> int:
     out = Path(args.output)
     config = TrainConfig(space="mbv3", accuracy=acc_spec, latency=args.latency, budgets=budgets, width=1.0,
                          train_samples=train_samples, seed=args.seed)
-    run = train(config, out / "run", progress=not args.quiet)
+    run = train(config, out / "run", progress=not args.quiet, threads=args.threads)
     lo, hi = run.budget_range
     grid = np.linspace(max(lo, run.min_latency_ms), hi, args.n)
     gens = run.generate(grid, samples=args.samples, seed=args.seed)
@@ -110,7 +110,9 @@ def register(subparsers) -> None:
     p.add_argument("--train-samples", type=positive_int("--train-samples"), default=None)
     p.add_argument("-n", type=positive_int("-n"), default=8, help="budgets to report across the range (default 8)")
     p.add_argument("--samples", type=positive_int("--samples"), default=16, help="generator draws per budget")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=non_negative_int("--seed"), default=0, help="random seed (default 0)")
+    p.add_argument("--threads", type=positive_int("--threads"), default=None,
+                   help="torch threads while training (default: torch's, all cores; 1 is faster on a busy machine)")
     p.add_argument("-o", "--output", default="pnag-search", help="output directory (default ./pnag-search)")
     p.add_argument("--json", action="store_true")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")

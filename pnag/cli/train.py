@@ -68,7 +68,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         kw["width"] = check_width(args.width, "--width")
     config = TrainConfig(**kw)
-    run = train(config, args.output, progress=not args.quiet)
+    run = train(config, args.output, progress=not args.quiet, threads=args.threads)
     m = run.metrics
     acc = m.get("predictors", {}).get("accuracy")
     lines = [f"run: {args.output}", f"data: {m['data']['n']} architectures ({m['data']['note']})",
@@ -170,6 +170,8 @@ def register(sub) -> None:
     p.add_argument("--reward", choices=("pareto", "mnas", "tunas"), default="pareto")
     p.add_argument("--eval-budget", type=non_negative_int("--eval-budget"), default=0)
     p.add_argument("--seed", type=non_negative_int("--seed"), default=0)
+    p.add_argument("--threads", type=positive_int("--threads"), default=None,
+                   help="torch threads while training (default: torch's, all cores; 1 is faster on a busy machine)")
     p.add_argument("--steps", type=positive_int("--steps"), default=None, help="policy-gradient steps")
     p.add_argument("--width", default=None, help="mbv3 width 1.0 or 1.2 (default 1.0 with the w1.0 dataset)")
     p.add_argument("--resolution", type=positive_int("--resolution"), default=None)
