@@ -41,7 +41,7 @@ from ..space.mbv3 import (EXPANDS, KERNELS, MAX_DEPTH, N_SLOTS, N_UNITS, MBV3Arc
                           check_width)
 from .backends import Backend, get_backend
 from .measure import MeasureProtocol, check_batch, check_threads, environment, measure_module
-from .sources import TableSource, cache_dir
+from .sources import TableSource, cache_dir, hwc as _hwc
 
 FORMAT = "pnag-latency-lut"
 VERSION = 1
@@ -55,18 +55,13 @@ CORRECTION_NOTE = ("measured_ms = a * sum_ms + b, Theil-Sen fit over whole-netwo
                    "per-call dispatch/input cost once) and cache effects between consecutive layers")
 
 
-def _hwc(size: int, channels: int) -> str:
-    return f"{size}x{size}x{channels}"
-
-
 def lut_keys(spec: dict) -> tuple[str, ...]:
     """Keys of pnag's measured tables for one layer spec (the classifier is part of the head)."""
     kind, s, cin, cout = spec["kind"], spec["input_size"], spec["in_channels"], spec["out_channels"]
     if kind == "stem":
-        return (f"stem-input:{_hwc(s, cin)}-output:{_hwc((s + 1) // 2, cout)}-kernel:3-stride:2",)
+        return (f"stem-input:{_hwc(s, cin)}-output:{_hwc(spec['output_size'], cout)}-kernel:3-stride:2",)
     if kind in ("first_block", "mbconv"):
-        o = (s + 1) // 2 if spec["stride"] == 2 else s
-        return (f"mbconv-input:{_hwc(s, cin)}-output:{_hwc(o, cout)}-expand:{spec['expand']}"
+        return (f"mbconv-input:{_hwc(s, cin)}-output:{_hwc(spec['output_size'], cout)}-expand:{spec['expand']}"
                 f"-mid:{spec['mid_channels']}-kernel:{spec['kernel']}-stride:{spec['stride']}"
                 f"-idskip:{int(spec['shortcut'])}-se:{int(spec['se'])}-act:{spec['act']}",)
     if kind == "final_expand":

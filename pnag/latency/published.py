@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Mapping
 
 from ..errors import DataError
-from .sources import TableSource
+from .sources import TableSource, hwc as _hwc
 
 NOTE10_DATASET = "ofa-note10-lut-w1.2"
 NOTE10_RESOLUTIONS = (160, 176, 192, 208, 224)
@@ -85,21 +85,13 @@ def _read_yaml_table(path: str, mtime_ns: int, size: int) -> dict[str, float]:
     return out
 
 
-def _hwc(size: int, channels: int) -> str:
-    return f"{size}x{size}x{channels}"
-
-
-def _out_size(spec: dict) -> int:
-    return (spec["input_size"] + 1) // 2 if spec["stride"] == 2 else spec["input_size"]
-
-
 def note10_keys(spec: dict) -> tuple[str, ...]:
     """once-for-all ``MBv3LatencyTable`` keys of one layer spec."""
     kind, s, cin, cout = spec["kind"], spec["input_size"], spec["in_channels"], spec["out_channels"]
     if kind == "stem":
-        return (f"Conv-input:{_hwc(s, cin)}-output:{_hwc(_out_size(spec), cout)}",)
+        return (f"Conv-input:{_hwc(s, cin)}-output:{_hwc(spec['output_size'], cout)}",)
     if kind in ("first_block", "mbconv"):
-        return (f"expanded_conv-input:{_hwc(s, cin)}-output:{_hwc(_out_size(spec), cout)}"
+        return (f"expanded_conv-input:{_hwc(s, cin)}-output:{_hwc(spec['output_size'], cout)}"
                 f"-expand:{spec['mid_channels']}-kernel:{spec['kernel']}-stride:{spec['stride']}"
                 f"-idskip:{int(spec['shortcut'])}-se:{int(spec['se'])}-hs:{int(spec['act'] == 'h_swish')}",)
     if kind == "final_expand":
@@ -118,7 +110,7 @@ def i7_keys(spec: dict) -> tuple[str, ...]:
     if kind == "stem":  # NSGANetV2 writes the stem output as r // 2
         return (f"first_conv-input:{_hwc(s, cin)}-output:{_hwc(s // 2, cout)}",)
     if kind in ("first_block", "mbconv"):
-        return (f"MBConv-input:{_hwc(s, cin)}-output:{_hwc(_out_size(spec), cout)}-expand:{int(spec['expand'])}"
+        return (f"MBConv-input:{_hwc(s, cin)}-output:{_hwc(spec['output_size'], cout)}-expand:{int(spec['expand'])}"
                 f"-kernel:{spec['kernel']}-stride:{spec['stride']}-idskip:{int(spec['shortcut'])}"
                 f"-se:{int(spec['se'])}",)
     if kind == "final_expand":

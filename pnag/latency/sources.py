@@ -34,6 +34,11 @@ SPEC_FORMS = ("lut:FILE", "lut:note10", "lut:i7-8700k", "nb201:DEVICE", "table:h
               "measure:BACKEND", "local")
 
 
+def hwc(size: int, channels: int) -> str:
+    """``HxWxC`` as the latency-table keys write a square feature map."""
+    return f"{size}x{size}x{channels}"
+
+
 class LatencySource(ABC):
     """Something that prices architectures in milliseconds.
 

@@ -41,24 +41,20 @@ def _conv(cin: int, cout: int, k: int, out_size: int, groups: int = 1, bias: boo
     return madds, params
 
 
-def _out(size: int, stride: int) -> int:
-    return (size + 1) // 2 if stride == 2 else size
-
-
 def layer_costs(arch: MBV3Arch, width: float | None = None, n_classes: int = 1000) -> list[tuple[str, int, int]]:
     """``(kind, madds, params)`` for every layer in network order."""
     out = []
     for s in layer_specs(arch, width):
         kind = s["kind"]
         if kind in ("stem", "final_expand", "feature_mix"):
-            m, p = _conv(s["in_channels"], s["out_channels"], s["kernel"], _out(s["input_size"], s["stride"]),
+            m, p = _conv(s["in_channels"], s["out_channels"], s["kernel"], s["output_size"],
                          bn=kind != "feature_mix")
         elif kind == "classifier":
             m = s["in_channels"] * n_classes
             p = m + n_classes
         else:  # first_block or mbconv
             cin, mid, cout, k = s["in_channels"], s["mid_channels"], s["out_channels"], s["kernel"]
-            size, osize = s["input_size"], _out(s["input_size"], s["stride"])
+            size, osize = s["input_size"], s["output_size"]
             m = p = 0
             if s["expand"] != 1:
                 dm, dp = _conv(cin, mid, 1, size)

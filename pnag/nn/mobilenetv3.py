@@ -174,6 +174,8 @@ def layer_specs(arch: MBV3Arch, width: float | None = None) -> list[dict]:
                       input_size=1))
     specs.append(dict(kind="classifier", in_channels=sw["feature_mix"], out_channels=None, kernel=None, stride=None,
                       expand=None, mid_channels=None, act=None, se=False, shortcut=False, input_size=1))
+    for spec in specs:
+        spec["output_size"] = (spec["input_size"] + 1) // 2 if spec["stride"] == 2 else spec["input_size"]
     return specs
 
 
