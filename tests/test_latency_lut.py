@@ -3,6 +3,7 @@ prediction = sum + correction, validation, and the ``pnag latency`` command."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -109,36 +110,61 @@ def test_error_metrics():
 
 
 class _Interrupting(TorchBackend):
-    """Counts timed modules; raises KeyboardInterrupt (as Ctrl-C would) before module ``stop_at``."""
+    """Counts timed passes (with TINY: one per entry and round); raises KeyboardInterrupt (as Ctrl-C
+    would) before pass ``stop_at``. Counts the runners it opened too."""
 
     def __init__(self, stop_at: int | None = None):
-        self.calls, self.stop_at = 0, stop_at
+        self.calls, self.stop_at, self.opened = 0, stop_at, 0
 
+    @contextlib.contextmanager
     def runner(self, module, example, threads):
-        if self.stop_at is not None and self.calls == self.stop_at:
-            raise KeyboardInterrupt
-        self.calls += 1
-        return super().runner(module, example, threads)
+        self.opened += 1
+        with super().runner(module, example, threads) as run:
+            def counted() -> float:
+                if self.stop_at is not None and self.calls == self.stop_at:
+                    raise KeyboardInterrupt
+                self.calls += 1
+                return run()
+
+            yield counted
 
 
 def test_profile_interrupted_then_resumed_measures_only_the_rest(tmp_path):
     out = tmp_path / "lut.json"
     kw = dict(threads=1, width=1.0, resolution=128, out_path=out, protocol=TINY, calibration=3, progress=False,
-              save_every_s=3600.0, network_protocol=TINY)
-    first = _Interrupting(stop_at=40)
+              save_every_s=3600.0, network_protocol=TINY, rounds=5)
+    first = _Interrupting(stop_at=40)  # in round 1 of 5
     with pytest.raises(KeyboardInterrupt):
         profile_lut(first, **kw)
     saved = json.loads(out.read_text())
     assert len(saved["entries"]) == 40 and not saved["complete"]  # saved on interrupt
+    assert all(len(v["rounds_ms"]) == 1 for v in saved["entries"].values())
     with pytest.raises(DataError, match="interrupted"):
         load_lut(out)
-    second = _Interrupting()
-    report = profile_lut(second, **kw)
-    assert second.calls == 94 + 3 - 40 and report.measured == 57 and report.reused == 40
+    total = 5 * (94 + 3)  # 5 interleaved rounds over 94 entries and 3 calibration networks
+    second = _Interrupting(stop_at=(94 + 3 - 40) + 50)  # finishes round 1, then stops 50 timings into round 2
+    with pytest.raises(KeyboardInterrupt):
+        profile_lut(second, **kw)
+    mid = json.loads(out.read_text())
+    assert len(mid["entries"]) == 94 and not mid["complete"]
+    assert sorted(len(v["rounds_ms"]) for v in mid["entries"].values()) == [1] * 44 + [2] * 50
+    assert all(len(c["rounds_ms"]) == 1 for c in mid["calibration"]["archs"])
+    for k, v in saved["entries"].items():
+        assert mid["entries"][k]["rounds_ms"][0] == v["rounds_ms"][0]  # not re-measured
+    third = _Interrupting()
+    report = profile_lut(third, **kw)
+    done_so_far = 40 + second.calls
+    assert third.calls == total - done_so_far and report.measured == third.calls and report.reused == done_so_far
+    assert third.opened == 94 + 3  # one runner per entry and network, kept open across the rounds
     done = json.loads(out.read_text())
     assert done["complete"] and len(done["entries"]) == 94 and len(done["calibration"]["archs"]) == 3
-    for k, v in saved["entries"].items():
-        assert done["entries"][k] == v  # not re-measured
+    assert done["rounds"] == 5
+    for k, v in mid["entries"].items():
+        r = done["entries"][k]["rounds_ms"]
+        assert len(r) == 5 and r[:len(v["rounds_ms"])] == v["rounds_ms"]  # what was saved is kept
+        assert done["entries"][k]["median_ms"] == pytest.approx(float(np.median(r)))
+    for c in done["calibration"]["archs"]:
+        assert len(c["rounds_ms"]) == 5 and c["measured_ms"] == pytest.approx(float(np.median(c["rounds_ms"])))
     lut = load_lut(out)
     assert set(lut.entries) == set(lut_entries(1.0, 128))
     via_spec = get_latency_source(f"lut:{out}")
@@ -149,15 +175,23 @@ def test_profile_interrupted_then_resumed_measures_only_the_rest(tmp_path):
     sums = [c["sum_ms"] for c in done["calibration"]["archs"]]
     meas = [c["measured_ms"] for c in done["calibration"]["archs"]]
     assert (a, b) == pytest.approx(fit_correction(sums, meas))
-    third = _Interrupting()
-    assert profile_lut(third, **kw).measured == 0 and third.calls == 0  # complete: nothing to do
+    fourth = _Interrupting()
+    before = out.read_bytes()
+    assert profile_lut(fourth, **kw).measured == 0 and fourth.calls == 0  # complete: nothing to do
+    assert out.read_bytes() == before and fourth.opened == 0  # and the file is left as it is
     # validation uses the table's own settings
     res = validate_lut(lut, samples=3, seed=4, protocol=TINY, progress=False)
     assert res["n"] == 3 and res["threads"] == 1 and res["resolution"] == 128 and len(res["rows"]) == 3
     assert res["median_abs_error_pct"] >= 0 and -1.0 <= res["kendall_tau"] <= 1.0
     for r in res["rows"]:
         assert r["predicted_ms"] == pytest.approx(lut.predict_ms(r["arch"])) and r["measured_ms"] > 0
-    assert res["rounds"] == 5  # interleaved rounds by default
+    assert res["rounds"] == 5  # the table's own interleaved rounds by default
+    # drift: the smallest and the largest calibration network re-measured, reported against their profiled values
+    assert [d["arch"] for d in res["drift"]] == [c["arch"] for c in done["calibration"]["archs"][:2]]
+    for d in res["drift"]:
+        assert d["now_ms"] > 0 and d["change_pct"] == pytest.approx((d["now_ms"] / d["profiled_ms"] - 1) * 100)
+    assert res["drift_pct"] == pytest.approx(float(np.median([d["change_pct"] for d in res["drift"]])))
+    assert validate_lut(lut, samples=2, seed=4, protocol=TINY, progress=False, rounds=2)["rounds"] == 2
     with pytest.raises(PnagError, match="rounds: 0"):
         validate_lut(lut, samples=3, seed=4, protocol=TINY, progress=False, rounds=0)
     # another setting on the same file is refused, naming the field
@@ -169,7 +203,8 @@ def test_profile_killed_in_a_subprocess_resumes(tmp_path):
     out = tmp_path / "lut.json"
     cmd = [sys.executable, "-m", "pnag", "latency", "profile", "--backend", "torch", "--threads", "1", "--width", "1.0",
            "--resolution", "128", "-o", str(out), "--warmup", "0", "--runs", "1", "--min-time", "0.01",
-           "--calibration", "2", "--network-min-time", "0", "--save-every", "0", "--no-progress", "--json"]
+           "--calibration", "2", "--network-min-time", "0", "--save-every", "0", "--rounds", "3", "--no-progress",
+           "--json"]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     saved = {}
@@ -189,10 +224,12 @@ def test_profile_killed_in_a_subprocess_resumes(tmp_path):
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
-    n_saved = len(on_disk["entries"]) + len(on_disk["calibration"]["archs"])
-    assert summary["reused"] == n_saved and summary["measured"] == 94 + 2 - n_saved
+    n_saved = sum(len(v["rounds_ms"]) for v in on_disk["entries"].values()) + \
+        sum(len(c["rounds_ms"]) for c in on_disk["calibration"]["archs"])
+    assert summary["reused"] == n_saved and summary["measured"] == 3 * (94 + 2) - n_saved
     final = json.loads(out.read_text())
-    assert final["complete"] and all(final["entries"][k] == v for k, v in on_disk["entries"].items())
+    assert final["complete"] and all(final["entries"][k]["rounds_ms"][:len(v["rounds_ms"])] == v["rounds_ms"]
+                                     for k, v in on_disk["entries"].items())
 
 
 def test_local_lut_is_profiled_once_and_cached(tmp_path, monkeypatch):

@@ -57,7 +57,8 @@ def _profile(args: argparse.Namespace) -> int:
     network = MeasureProtocol(args.warmup, args.runs, args.network_min_time)
     r = profile_lut(args.backend, args.threads, args.width, args.resolution, args.output, batch=args.batch,
                     protocol=protocol, calibration=args.calibration, seed=args.seed, progress=_progress(args),
-                    save_every_s=args.save_every, network_protocol=network)
+                    save_every_s=args.save_every, network_protocol=network,
+                    rounds=args.rounds)
     lut = r.lut
     summary = {"output": str(args.output), "entries": len(lut.entries), "calibration": len(lut.calibration),
                "measured": r.measured, "reused": r.reused, "seconds": round(r.seconds, 2),
@@ -93,7 +94,10 @@ def _validate(args: argparse.Namespace) -> int:
                       f"{u['kendall_tau']:.3f}"]],
                     ["prediction", "median |err| (%)", "max |err| (%)", "Kendall tau"]))
         print(f"n={res['n']} random archs (seed {res['seed']}), {res['backend']}, {res['threads']} thread(s), "
-              f"width {res['width']}, resolution {res['resolution']}")
+              f"width {res['width']}, resolution {res['resolution']}, {res['rounds']} interleaved rounds")
+        if res["drift_pct"] is not None:
+            print(f"machine drift since profiling: {res['drift_pct']:+.1f} % (two calibration networks re-measured; "
+                  "reported, not corrected)")
     return 0
 
 
@@ -177,11 +181,14 @@ def register(subparsers) -> None:
     pr.add_argument("--resolution", type=_parsed("--resolution"), default=224, help="input size (default 224)")
     pr.add_argument("--batch", type=_parsed("--batch"), default=1, help="images per forward pass (default 1)")
     pr.add_argument("-o", "--output", required=True, help="table file (JSON); an unfinished one is resumed")
-    _protocol_args(pr, 5, 15, 0.25)
-    pr.add_argument("--network-min-time", type=_parsed("--network-min-time", float, "a number of seconds"), default=1.0,
-                    help="seconds of timing for each whole (calibration) network at least (default 1.0)")
-    pr.add_argument("--calibration", type=_parsed("--calibration"), default=10,
-                    help="whole networks measured to fit the correction (default 10)")
+    _protocol_args(pr, 5, 20, 0.5)
+    pr.add_argument("--network-min-time", type=_parsed("--network-min-time", float, "a number of seconds"), default=2.0,
+                    help="seconds of timing for each whole (calibration) network at least (default 2.0)")
+    pr.add_argument("--calibration", type=_parsed("--calibration"), default=20,
+                    help="whole networks measured to fit the correction (default 20)")
+    pr.add_argument("--rounds", type=positive_int("--rounds"), default=10,
+                    help="interleaved rounds: every entry and network is timed once per round and its value is "
+                         "the median of its round medians (default 10)")
     pr.add_argument("--seed", type=int, default=0, help="seed of the calibration archs (default 0)")
     pr.add_argument("--save-every", type=_parsed("--save-every", float, "a number of seconds"), default=2.0,
                     help="rewrite the output file at most every this many seconds (default 2)")
@@ -193,9 +200,9 @@ def register(subparsers) -> None:
     v.add_argument("--lut", required=True, metavar="FILE", help="a table written by 'pnag latency profile'")
     v.add_argument("--samples", type=_parsed("--samples"), default=50, help="random archs (default 50)")
     v.add_argument("--seed", type=int, default=1, help="seed of the random archs (default 1)")
-    v.add_argument("--rounds", type=positive_int("--rounds"), default=5,
+    v.add_argument("--rounds", type=positive_int("--rounds"), default=None,
                    help="interleaved measurement rounds over all archs; each arch's latency is the median of its "
-                        "round medians (default 5)")
+                        "round medians (default: the table's own rounds)")
     v.add_argument("--plot", metavar="PNG", default=None, help="also write a predicted-vs-measured scatter plot")
     v.add_argument("--no-progress", action="store_true", help="no progress bar")
     v.add_argument("--json", action="store_true", help="print the metrics and per-arch rows as JSON")

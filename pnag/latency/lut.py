@@ -10,15 +10,20 @@ timed in isolation at its real input shape (:func:`lut_entries` lists them with 
 
 Prediction. The latency of an architecture is ``a * sum + b`` where ``sum`` is the sum of its
 layers' entries and ``a, b`` are fitted (Theil-Sen, robust) on whole-network measurements of
-``calibration`` architectures (default 10: the smallest and the largest of the space and 8 drawn
-with the seed) measured at the end of profiling. The correction absorbs what a sum of isolated
+``calibration`` architectures (default 20: the smallest and the largest of the space and 18 drawn
+with the seed), timed in the same interleaved rounds as the entries. The correction absorbs what a sum of isolated
 layers misses: the per-call overhead each isolated measurement pays once (framework dispatch,
 input set-up), which the whole network pays once in total (``b`` < 0, ``a`` near 1), and cache
 effects between consecutive layers (a layer in a network finds its input in cache).
 
+Rounds. Every entry and every calibration network is timed in each of ``rounds`` (default 10)
+interleaved rounds, and its value is the median of its round medians, so that a slow spell of the
+machine (on a shared VM: seconds long, 20-60 % slower) touches one round of many values rather
+than all the timing of a few.
+
 Files are JSON and carry the environment and the protocol. Profiling writes the file atomically
 every few seconds (and on Ctrl-C); a re-run with the same output file and settings resumes and
-measures only what is missing.
+measures only what is missing (per entry and round).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -40,16 +45,19 @@ from ..nn.mobilenetv3 import Classifier, MBBlock, MBConvLayer, MobileNetV3, conv
 from ..space.mbv3 import (EXPANDS, KERNELS, MAX_DEPTH, N_SLOTS, N_UNITS, MBV3Arch, MBV3Space, check_resolution,
                           check_width)
 from .backends import Backend, get_backend
-from .measure import MeasureProtocol, check_batch, check_threads, environment, measure_module
+from .measure import MeasureProtocol, check_batch, check_threads, environment, runner_pool, time_runs
 from .sources import TableSource, cache_dir, hwc as _hwc
 
 FORMAT = "pnag-latency-lut"
 VERSION = 1
 # A table entry is timed with a shorter protocol than a whole network: 94 entries must fit in a
 # few minutes on a 2-core machine (see benchmarks/latency_lut.py for the figures).
-DEFAULT_PROTOCOL = MeasureProtocol(warmup=5, runs=15, min_time_s=0.25)
+DEFAULT_PROTOCOL = MeasureProtocol(warmup=5, runs=20, min_time_s=0.5)
 # Whole networks (calibration here, and validation) get at least a second of timing each.
-NETWORK_PROTOCOL = MeasureProtocol(warmup=5, runs=15, min_time_s=1.0)
+NETWORK_PROTOCOL = MeasureProtocol(warmup=5, runs=20, min_time_s=2.0)
+# Profiling is done in interleaved rounds (see profile_lut); whole networks fit the correction.
+DEFAULT_ROUNDS = 10
+DEFAULT_CALIBRATION = 20
 CORRECTION_NOTE = ("measured_ms = a * sum_ms + b, Theil-Sen fit over whole-network measurements of the "
                    "calibration archs; corrects per-layer isolation overhead (each isolated entry pays the "
                    "per-call dispatch/input cost once) and cache effects between consecutive layers")
@@ -220,16 +228,24 @@ class ProfileReport:
 
 def profile_lut(backend: str | Backend = "torch", threads: int | None = None, width: float = 1.2, resolution: int = 224,
                 out_path: str | Path = "lut.json", batch: int = 1, protocol: MeasureProtocol | None = None,
-                calibration: int = 10, seed: int = 0, progress: bool | None = None,
-                save_every_s: float = 2.0, network_protocol: MeasureProtocol | None = None) -> ProfileReport:
-    """Measure every table entry of the space at ``width``/``resolution`` on this machine, then
+                calibration: int = DEFAULT_CALIBRATION, seed: int = 0, progress: bool | None = None,
+                save_every_s: float = 2.0, network_protocol: MeasureProtocol | None = None,
+                rounds: int = DEFAULT_ROUNDS) -> ProfileReport:
+    """Measure every table entry of the space at ``width``/``resolution`` on this machine and
     ``calibration`` whole networks, fit the correction, and write ``out_path`` (JSON). ``protocol``
     times the entries (default :data:`DEFAULT_PROTOCOL`), ``network_protocol`` the whole networks
     (default :data:`NETWORK_PROTOCOL`).
 
+    Interleaved: the work is done in ``rounds`` rounds, each of which times every entry and every
+    calibration network once for ``1/rounds`` of its protocol (``runs // rounds`` passes at least,
+    ``min_time_s / rounds`` seconds at least, the full warm-up); a value is the median of its round
+    medians. A slow spell of the machine then touches one round of many values instead of all the
+    timing of a few, and the entries and the networks that fit the correction see the same
+    machine (measured back to back, a spell during the calibration networks tilted the correction).
+
     Resumable: the file is rewritten atomically at most every ``save_every_s`` seconds and when
-    interrupted; a re-run with the same settings measures only what the file lacks. A file made
-    with other settings is an error (pick another ``out_path``).
+    interrupted; a re-run with the same settings measures only what the file lacks (per entry and
+    round). A file made with other settings is an error (pick another ``out_path``).
     """
     be = backend if isinstance(backend, Backend) else get_backend(backend)
     threads, batch = check_threads(threads), check_batch(batch)
@@ -238,18 +254,25 @@ def profile_lut(backend: str | Backend = "torch", threads: int | None = None, wi
     network_protocol = network_protocol or NETWORK_PROTOCOL
     if isinstance(save_every_s, bool) or not isinstance(save_every_s, (int, float)) or not save_every_s >= 0:
         raise PnagError(f"save_every_s: {save_every_s!r} is not allowed; allowed: seconds >= 0")
+    if isinstance(rounds, bool) or not isinstance(rounds, (int, np.integer)) or rounds < 1:
+        raise PnagError(f"rounds: {rounds!r} is not allowed; allowed: an integer >= 1")
+    if isinstance(calibration, bool) or not isinstance(calibration, (int, np.integer)) or calibration < 2:
+        raise PnagError(f"calibration: {calibration!r} is not allowed; allowed: an integer >= 2")
+    rounds = int(rounds)
     out_path = Path(out_path)
     header = {"format": FORMAT, "version": VERSION, "space": "mbv3", "width": width, "resolution": resolution,
               "batch": batch, "backend": be.name, "threads": threads, "protocol": protocol.to_dict(),
-              "network_protocol": network_protocol.to_dict()}
+              "network_protocol": network_protocol.to_dict(), "rounds": rounds}
     env = environment(be, threads, batch, resolution).to_dict()
     cal_archs = calibration_archs(width, resolution, calibration, seed)
     cal_head = {"n": calibration, "seed": seed}
     if out_path.exists():
         data = _check_lut_data(_read(out_path), str(out_path))
         for field, want in list(header.items()) + [("calibration", cal_head)]:
-            have = data.get(field) if field != "calibration" else {k: data.get("calibration", {}).get(k)
-                                                                   for k in cal_head}
+            if field == "calibration":
+                have = {k: data.get("calibration", {}).get(k) for k in cal_head}
+            else:
+                have = data.get(field, 1 if field == "rounds" else None)
             if have != want:
                 raise PnagError(f"-o {out_path}: the file was profiled with {field}={have!r}, this run asks "
                                 f"{field}={want!r}; allowed: the same settings (to resume) or another output file")
@@ -257,15 +280,34 @@ def profile_lut(backend: str | Backend = "torch", threads: int | None = None, wi
         if old_cpu and old_cpu != env["cpu_model"]:
             raise PnagError(f"-o {out_path}: the file was profiled on {old_cpu!r}, this machine is "
                             f"{env['cpu_model']!r}; allowed: resume on the same machine or use another output file")
+        if data.get("complete"):  # nothing to do: the file is left as it is
+            return ProfileReport(LUT(data, out_path), 0, rounds * (len(data["entries"]) + len(cal_archs)), 0.0)
     else:
         data = dict(header, env=env, entries={}, calibration=dict(cal_head, archs=[]), correction=None,
                     complete=False, profile_s=0.0)
     entries = lut_entries(width, resolution)
     saved: dict = data["entries"]
     cal_saved: list = data["calibration"]["archs"]
-    todo = [k for k in entries if k not in saved]
-    cal_todo = list(range(len(cal_saved), len(cal_archs)))
-    reused = (len(entries) - len(todo)) + len(cal_saved)
+    for i in range(len(cal_saved), len(cal_archs)):  # every calibration network has its record from the start
+        cal_saved.append({"arch": cal_archs[i].to_legacy(), "rounds_ms": []})
+    for c in cal_saved:
+        c.setdefault("rounds_ms", [c["measured_ms"]] if "measured_ms" in c else [])
+    entry_round = _per_round(protocol, rounds)
+    network_round = _per_round(network_protocol, rounds)
+    # the jobs, in network order: (records, key, module factory, input shape, per-round protocol);
+    # records[key] holds the job's round medians once it has one
+    jobs = []
+    for key, spec in entries.items():
+        module, chw = entry_module(spec)
+        jobs.append((saved, key, lambda module=module: module, (batch, *chw), entry_round))
+    for i in range(len(cal_archs)):
+        jobs.append((cal_saved, i, lambda a=cal_archs[i]: MobileNetV3(a), (batch, 3, resolution, resolution),
+                     network_round))
+    total = rounds * len(jobs)
+    def done(records, key) -> int:
+        return len(_rounds_of(records[key])) if (isinstance(records, list) or key in records) else 0
+
+    reused = sum(min(rounds, done(records, key)) for records, key, *_ in jobs)
     measured = 0
     t_start = time.perf_counter()
     last_save = t_start
@@ -277,29 +319,23 @@ def profile_lut(backend: str | Backend = "torch", threads: int | None = None, wi
 
     from tqdm import tqdm
 
-    bar = tqdm(total=len(entries) + len(cal_archs), initial=reused, desc=f"profile {be.name} w{width} r{resolution}",
-               unit="entry", disable=_no_progress(progress), leave=False)
+    bar = tqdm(total=total, initial=reused, desc=f"profile {be.name} w{width} r{resolution}",
+               unit="timing", disable=_no_progress(progress), leave=False)
     try:
-        for key in todo:
-            module, shape = entry_module(entries[key])
-            m = measure_module(module, (batch, *shape), be, threads, protocol, resolution)
-            saved[key] = {"median_ms": m.median_ms, "iqr_ms": m.iqr_ms, "runs": m.runs}
-            measured += 1
-            bar.update(1)
-            if time.perf_counter() - last_save >= save_every_s:
-                save()
-                last_save = time.perf_counter()
-        for i in cal_todo:
-            arch = cal_archs[i]
-            m = measure_module(MobileNetV3(arch), (batch, 3, resolution, resolution), be, threads,
-                               network_protocol, resolution)
-            cal_saved.append({"arch": arch.to_legacy(), "measured_ms": m.median_ms, "iqr_ms": m.iqr_ms,
-                              "runs": m.runs})
-            measured += 1
-            bar.update(1)
-            if time.perf_counter() - last_save >= save_every_s:
-                save()
-                last_save = time.perf_counter()
+        with runner_pool(be, threads) as runner:
+            for r in range(rounds):
+                for j, (records, key, make, shape, proto) in enumerate(jobs):
+                    if done(records, key) > r:
+                        continue
+                    times = time_runs(runner(j, make, shape), proto)
+                    if isinstance(records, dict) and key not in records:
+                        records[key] = {"rounds_ms": []}
+                    _add_round(records[key], float(np.median(times)), len(times))
+                    measured += 1
+                    bar.update(1)
+                    if time.perf_counter() - last_save >= save_every_s:
+                        save()
+                        last_save = time.perf_counter()
         raw = LUT(dict(data, correction=None), out_path)
         sums = raw.table_sum_ms([c["arch"] for c in cal_saved])
         a, b = fit_correction(sums, [c["measured_ms"] for c in cal_saved])
@@ -313,26 +349,56 @@ def profile_lut(backend: str | Backend = "torch", threads: int | None = None, wi
     return ProfileReport(LUT(data, out_path), measured, reused, time.perf_counter() - t_start)
 
 
+def _per_round(protocol: MeasureProtocol, rounds: int) -> MeasureProtocol:
+    """One round's share of a protocol: the full warm-up, ``1/rounds`` of the timed passes and time."""
+    return replace(protocol, runs=max(1, protocol.runs // rounds), min_time_s=protocol.min_time_s / rounds,
+                   max_runs=max(1, protocol.max_runs // rounds, protocol.runs // rounds))
+
+
+def _rounds_of(rec: dict) -> list:
+    """The round medians (ms) of a saved entry or network; a table from before rounds has one."""
+    if "rounds_ms" in rec:
+        return rec["rounds_ms"]
+    v = rec.get("median_ms", rec.get("measured_ms"))
+    return [] if v is None else [v]
+
+
+def _add_round(rec: dict, median_ms: float, runs: int) -> None:
+    """Record one round's median (ms) and refresh the record's summary (median and IQR of its rounds)."""
+    vals = rec.setdefault("rounds_ms", [])
+    vals.append(float(median_ms))
+    p25, med, p75 = np.percentile(vals, [25, 50, 75])
+    rec["runs"] = int(rec.get("runs", 0)) + int(runs)
+    rec["iqr_ms"] = float(p75 - p25)
+    rec["measured_ms" if "arch" in rec else "median_ms"] = float(med)
+
+
 def _no_progress(progress: bool | None) -> bool:
     import sys
 
     return not sys.stderr.isatty() if progress is None else not progress
 
 
+LOCAL_ROUNDS, LOCAL_CALIBRATION = 5, 10
+
+
 def local_lut(width: float = 1.2, resolution: int = 224, threads: int | None = None,
               progress: bool | None = None, protocol: MeasureProtocol | None = None) -> LUT:
     """This machine's table (torch backend), profiled on first use and cached under the cache dir
     (``$PNAG_CACHE_DIR/latency/``); an interrupted first profile resumes next time. ``protocol``
-    (entries and networks alike) defaults to the profiling defaults."""
+    (entries and networks alike) defaults to the profiling defaults. Made with half the rounds and
+    calibration networks of ``pnag latency profile`` (5 and 10: about a minute on a 2-core machine,
+    against two), since it is made unasked, on the first run of ``pnag search``; profile a table
+    with the defaults and pass it as ``lut:FILE`` where the latency figures matter."""
     threads = check_threads(threads)
     width, resolution = check_width(width), check_resolution(resolution)
     from .backends import cpu_model
 
     tag = hashlib.sha256(f"{cpu_model()}|{torch.__version__}".encode()).hexdigest()[:10]
-    path = cache_dir() / "latency" / f"local-torch-t{threads}-w{width}-r{resolution}-{tag}.json"
+    path = cache_dir() / "latency" / f"local-torch-t{threads}-w{width}-r{resolution}-x{LOCAL_ROUNDS}-{tag}.json"
     if path.is_file():
         data = _read(path)
         if isinstance(data, dict) and data.get("complete"):
             return LUT(_check_lut_data(data, str(path)), path)
     return profile_lut("torch", threads, width, resolution, path, protocol=protocol, progress=progress,
-                       network_protocol=protocol).lut
+                       network_protocol=protocol, rounds=LOCAL_ROUNDS, calibration=LOCAL_CALIBRATION).lut

@@ -10,11 +10,12 @@ interquartile range (p75 - p25). Each pass is one forward of a batch of ``batch`
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import sys
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -144,6 +145,27 @@ def time_runs(run, protocol: MeasureProtocol) -> np.ndarray:
         times.append(t)
         spent_ms += t
     return np.asarray(times)
+
+
+@contextlib.contextmanager
+def runner_pool(backend: Backend, threads: int) -> Iterator[Callable[..., Callable[[], float]]]:
+    """Runners opened on first use and kept open until the pool closes, for measuring the same
+    modules in several interleaved rounds without rebuilding them (an onnxruntime runner exports
+    the module and opens a session; a CUDA runner copies it to the device).
+
+    Yields ``get(key, make_module, input_shape, seed=0) -> runner``; ``make_module()`` is called
+    once per key, the input is random (seeded).
+    """
+    with contextlib.ExitStack() as stack:
+        runners: dict[Any, Callable[[], float]] = {}
+
+        def get(key: Any, make_module: Callable[[], nn.Module], input_shape: Sequence[int], seed: int = 0):
+            if key not in runners:
+                x = torch.randn(*input_shape, generator=torch.Generator().manual_seed(seed))
+                runners[key] = stack.enter_context(backend.runner(make_module(), x, threads))
+            return runners[key]
+
+        yield get
 
 
 def measure_module(module: nn.Module, input_shape: Sequence[int], backend: str | Backend = "torch",
