@@ -132,22 +132,24 @@ def run_pnag(problem: Problem, seed: int, q: int, workdir: Path, args):
     gens = run.generate(list(map(float, problem.budgets)), samples=args.samples)
     wall = time.perf_counter() - t0
     chosen = problem.code_of(np.stack([problem.space.to_indices(problem.space.parse(g.arch)) for g in gens]))
-    total = run_queries(cfg)
+    total = run_queries(cfg, problem.space)
     n_measured = sum(g.origin == "measured" for g in gens)
     return Outcome(chosen, total / N_BUDGETS, q, wall, extra={"total_queries": total, "measured_wins": n_measured}), run
 
 
-def run_queries(cfg) -> int:
+def run_queries(cfg, space) -> int:
     """Predictor/ranker queries a PNAG run spends, from its configuration (train.py's schedule):
     generator steps x budgets/step x samples/budget ranker queries, plus the ranker's pool of
     predictor-labelled architectures; each eval round adds a ranker refit, steps/4 generator
-    steps and ``eval_candidates`` proposals per round budget."""
+    steps and, per round budget, ``eval_candidates`` proposals and the one-decision neighbours of
+    ``eval_parents + 1`` architectures."""
     per_step = cfg.budgets_per_step * cfg.samples_per_budget
     total = cfg.steps * per_step + (cfg.ranker_pool if cfg.reward == "pareto" else 0)
     if cfg.eval_budget:
         rounds = min(cfg.eval_rounds, cfg.eval_budget)
         total += rounds * (max(1, cfg.steps // 4) * per_step + (cfg.ranker_pool if cfg.reward == "pareto" else 0))
-        total += cfg.eval_budget * cfg.eval_candidates
+        n_neighbours = sum(len(c) - 1 for c in space.decision_choices)
+        total += cfg.eval_budget * (cfg.eval_candidates + (cfg.eval_parents + 1 if cfg.eval_parents else 0) * n_neighbours)
     return int(total)
 
 
@@ -259,7 +261,7 @@ def render(problem: Problem, args, rows, notes: list[str], argv) -> str:
         "",
         f"Command: `{cmd}`  ",
         f"Machine: {platform.machine()} {platform.processor() or ''}, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads; date 2026-11-26{load}.  ",
+        f"{torch.get_num_threads()} threads; date {time.strftime('%Y-%m-%d')}{load}.  ",
         f"Seeds: {', '.join(map(str, args.seeds))} ({len(args.seeds)}); measured cells per seed: "
         f"{args.train_samples}; budgets: {N_BUDGETS} at the 5 %..95 % latency quantiles "
         f"({problem.budgets[0]:.3f}..{problem.budgets[-1]:.3f} ms).",

@@ -8,7 +8,7 @@ import torch
 
 from pnag.errors import ArchError
 from pnag.space import get_space
-from pnag.space.nb201 import N_EDGES, OPS, NB201Arch, NB201Space, parse_nb201
+from pnag.space.nb201 import N_EDGES, OPS, NB201Arch, NB201Space, effective_indices, parse_nb201
 
 EXAMPLE = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 
@@ -78,10 +78,35 @@ def test_encoding_and_decisions():
     assert enc.shape == (300, 30) and enc.dtype == np.float32
     assert np.array_equal(enc.reshape(300, 6, 5).sum(-1), np.ones((300, 6)))
     idx = np.stack([space.to_indices(a) for a in sample])
-    assert np.array_equal(enc.reshape(300, 6, 5).argmax(-1), idx)
+    assert np.array_equal(enc.reshape(300, 6, 5).argmax(-1), effective_indices(torch.as_tensor(idx)).numpy())
     assert np.array_equal(space.encode_indices(torch.as_tensor(idx)).numpy(), enc)
     assert all(space.from_indices(i) == a for i, a in zip(idx, sample))
     assert bool(space.active_mask(torch.as_tensor(idx)).all())
     assert {op for a in sample for op in a.ops} == set(OPS)
     assert space.validate(list(sample[0].ops)) == sample[0]
     assert space.coerce(EXAMPLE) == parse_nb201(EXAMPLE)
+
+
+def _live_edges_brute_force(ops: tuple[str, ...]) -> set[int]:
+    """Edges on some input-to-output path with no 'none' on it, by enumerating the 4 paths."""
+    paths = ((3,), (0, 4), (1, 5), (0, 2, 5))  # edge numbers of 0->3, 0->1->3, 0->2->3, 0->1->2->3
+    return {e for p in paths if all(ops[i] != "none" for i in p) for e in p}
+
+
+def test_effective_indices_keep_exactly_the_live_edges():
+    space = NB201Space()
+    archs = space.all_archs()
+    idx = torch.as_tensor(np.stack([space.to_indices(a) for a in archs]))
+    eff = effective_indices(idx).numpy()
+    for a, row, e in zip(archs[::7], idx.numpy()[::7], eff[::7]):
+        live = _live_edges_brute_force(a.ops)
+        assert all((e[i] == row[i]) if i in live else (e[i] == 0) for i in range(6)), a
+    # hand cases: a conv into node 1 that never reaches the output is dead; a full chain is live
+    dead = parse_nb201("|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|")
+    assert effective_indices(torch.as_tensor(space.to_indices(dead)).view(1, -1)).tolist() == [[0, 0, 0, 1, 0, 0]]
+    chain = parse_nb201("|nor_conv_3x3~0|+|none~0|nor_conv_1x1~1|+|none~0|none~1|avg_pool_3x3~2|")
+    assert effective_indices(torch.as_tensor(space.to_indices(chain)).view(1, -1)).tolist() == [[3, 0, 2, 0, 0, 4]]
+    # cells with the same live graph share an encoding; the empty cell encodes as all 'none'
+    assert np.array_equal(space.encode(dead), space.encode(parse_nb201(
+        "|avg_pool_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|")))
+    assert space.encode(archs[0]).reshape(6, 5)[:, 0].all()

@@ -5,6 +5,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import torch
 
 import _synthetic_train as syn
 from pnag.errors import BudgetError, PnagError
-from pnag.search.train import Run, train
+from pnag.search.train import Run, _eval_proposals, canonical, neighbours, random_indices, train
 from pnag.space import NB201Space
 
 
@@ -68,6 +69,35 @@ def test_eval_budget_adds_lookups(patched, tmp_path):
     assert len({r.tobytes() for r in run.data["idx"].numpy()}) == len(run.data["idx"])  # no cell twice
 
 
+def test_neighbours_are_exactly_one_decision_away():
+    space = NB201Space()
+    idx = torch.tensor([[0, 1, 2, 3, 4, 0], [4, 4, 4, 4, 4, 4]])
+    nb = neighbours(space, idx)
+    assert nb.shape == (2 * 6 * 4, 6)
+    for i, row in enumerate(idx):
+        mine = nb[i * 24:(i + 1) * 24]
+        assert ((mine != row).sum(1) == 1).all()  # every neighbour differs in exactly one decision
+        assert len({r.tobytes() for r in mine.numpy()}) == 24  # and all 24 differ from each other
+    from pnag.space import get_space
+
+    mb = get_space("mbv3", width=1.0, resolution=224)
+    ridx = random_indices(mb, 3, torch.Generator().manual_seed(0))
+    got = neighbours(mb, canonical(mb, ridx))
+    assert got.shape[0] == 3 * sum(len(c) - 1 for c in mb.decision_choices)
+    assert torch.equal(canonical(mb, got), got)  # canonical rows only
+
+
+def test_eval_proposals_include_neighbours_of_the_best_measured(patched, tmp_path):
+    run = train(syn.tiny_config(steps=5), tmp_path / "run", progress=False)
+    budgets = np.array([float(run.data["latency"].max())])  # every measured cell fits
+    best = run.data["idx"][int(torch.argmax(run.data["accuracy"]))]
+    with_nb = _eval_proposals(run, budgets, seed=0)[0]
+    keys = {r.tobytes() for r in with_nb.numpy()}
+    assert all(r.tobytes() in keys for r in neighbours(run.space, best.view(1, -1)).numpy())
+    run.config = replace(run.config, eval_parents=0)
+    assert _eval_proposals(run, budgets, seed=0).shape[1] == run.config.eval_candidates
+
+
 def test_eval_budget_needs_a_measurable_source(monkeypatch, tmp_path):
     syn.patch(monkeypatch.setattr)
     from pnag.search import train as T
@@ -91,7 +121,7 @@ def test_config_mismatch_and_bad_configs(patched, tmp_path):
     with pytest.raises(PnagError, match="non-empty directory"):
         train(syn.tiny_config(), tmp_path / "junk", progress=False)
     for bad in (dict(budgets=(5, 2)), dict(reward="best"), dict(space="darts"), dict(steps=0),
-                dict(eval_budget=-1), dict(train_samples=1)):
+                dict(eval_budget=-1), dict(train_samples=1), dict(eval_parents=-1)):
         with pytest.raises(PnagError):
             syn.tiny_config(**bad)
 

@@ -11,9 +11,10 @@ and the generator from its last checkpoint):
 4. ``generator``: policy gradient (Adam, entropy bonus) on batches of ``budgets_per_step`` budgets
    drawn across the range times ``samples_per_budget`` architectures each; the baseline of each
    sample is the mean reward of the other samples drawn for the same budget (leave-one-out);
-5. ``eval`` (``eval_budget > 0``): rounds that look up the true accuracy of the generator's most
-   promising unmeasured proposals (highest upper confidence bound within budget), add them to the
-   table, refit predictors and ranker and fine-tune the generator.
+5. ``eval`` (``eval_budget > 0``): rounds that look up the true accuracy of the most promising
+   unmeasured proposals (highest upper confidence bound within budget) among the generator's own
+   and the one-decision neighbours of the best measured architectures, add them to the table,
+   refit predictors and ranker and fine-tune the generator.
 
 :meth:`Run.generate` picks, per budget, among the generator's candidates, the measured
 architectures and the fastest known architecture: the feasible one (latency <= budget) with the
@@ -80,6 +81,7 @@ class TrainConfig:
     eval_rounds: int = 4
     eval_candidates: int = 256
     eval_temperature: float = 2.0  # flatter sampling for diverse look-up proposals
+    eval_parents: int = 4  # look-ups also consider neighbours of this many best measured archs per budget
     checkpoint_every: int = 50
 
     def __post_init__(self) -> None:
@@ -113,6 +115,8 @@ class TrainConfig:
             raise PnagError(f"samples_per_budget: {self.samples_per_budget!r}; allowed: an integer >= 2")
         if isinstance(self.eval_budget, bool) or not isinstance(self.eval_budget, int) or self.eval_budget < 0:
             raise PnagError(f"--eval-budget: {self.eval_budget!r}; allowed: an integer >= 0")
+        if isinstance(self.eval_parents, bool) or not isinstance(self.eval_parents, int) or self.eval_parents < 0:
+            raise PnagError(f"eval_parents: {self.eval_parents!r}; allowed: an integer >= 0")
         if self.space == "nb201" and self.width is not None:
             raise PnagError(f"--width: {self.width}; allowed only with --space mbv3")
 
@@ -174,6 +178,21 @@ def random_indices(space, n: int, generator: torch.Generator) -> torch.Tensor:
 def canonical(space, idx: torch.Tensor) -> torch.Tensor:
     """Index vectors with inactive decisions zeroed (equal architectures give equal rows)."""
     return idx * space.active_mask(idx).long()
+
+
+def neighbours(space, idx: torch.Tensor) -> torch.Tensor:
+    """Every architecture one decision away from each row of ``idx (M, T)``: ``(M * S, T)`` with
+    ``S = sum(len(choices) - 1)`` over the decisions, canonical (a change to an inactive decision
+    gives the row back, which callers drop as already known)."""
+    sizes = [len(c) for c in space.decision_choices]
+    rows = []
+    for t, n in enumerate(sizes):
+        for shift in range(1, n):
+            m = idx.clone()
+            m[:, t] = (m[:, t] + shift) % n
+            rows.append(m)
+    out = torch.stack(rows, 1).reshape(-1, idx.shape[1]) if rows else idx[:0]
+    return canonical(space, out)
 
 
 def _keys(idx: torch.Tensor) -> list[bytes]:
@@ -585,7 +604,9 @@ def _stage_predictors(run: Run, metrics: dict, seed: int) -> None:
         pool = torch.cat([d["idx"], d["fastest_idx"].view(1, -1), torch.zeros_like(d["fastest_idx"]).view(1, -1)])
         lat = run.models.latency(pool)
         d["fastest_idx"] = pool[int(torch.argmin(lat))].clone()
-        run.metrics["min_latency_ms"] = metrics["min_latency_ms"] = float(lat.min())
+        # its latency as generate() computes it (alone: float32 results can depend on the batch)
+        fastest_ms = float(run.models.latency(d["fastest_idx"].view(1, -1))[0])
+        run.metrics["min_latency_ms"] = metrics["min_latency_ms"] = fastest_ms
         run._save_data()
 
 
@@ -673,8 +694,33 @@ def _stage_generator(run: Run, metrics: dict, steps: int, tag: str, progress: bo
         ckpt.unlink()
 
 
+def _eval_proposals(run: Run, budgets: np.ndarray, seed: int) -> torch.Tensor:
+    """Look-up proposals ``(len(budgets), K', T)`` per budget: the generator's greedy proposal and
+    ``eval_candidates - 1`` draws (at ``eval_temperature``), plus every one-decision neighbour of
+    the greedy proposal and of the ``eval_parents`` most accurate measured architectures within
+    the budget. The neighbours let the loop climb from what it has measured: the generator is
+    trained on pessimistic scores, so on its own it proposes architectures like the measured ones
+    rather than better ones."""
+    cfg, space = run.config, run.space
+    cand = run.candidates(budgets, cfg.eval_candidates, seed=seed, temperature=cfg.eval_temperature)
+    if cfg.eval_parents <= 0:
+        return cand
+    m_idx, m_acc, m_lat = run.data["idx"], run.data["accuracy"].double(), run.data["latency"].double()
+    if run.models.lat_pred is not None:
+        m_lat = run.models.latency(m_idx)
+    rows = []
+    for i, b in enumerate(budgets):
+        ok = torch.nonzero(m_lat <= float(b) + 1e-9).flatten()
+        top = ok[torch.argsort(m_acc[ok], descending=True)[:cfg.eval_parents]]
+        parents = torch.cat([cand[i, :1], m_idx[top]])
+        rows.append(neighbours(space, parents))
+    n = max(len(r) for r in rows)
+    pad = [torch.cat([r, r[:1].expand(n - len(r), -1)]) if len(r) < n else r for r in rows]  # repeats are dropped
+    return torch.cat([cand, torch.stack(pad)], 1)
+
+
 def _stage_eval(run: Run, metrics: dict, progress: bool) -> None:
-    """Closed loop: look up the true accuracy of up to ``eval_budget`` of the generator's own proposals."""
+    """Closed loop: look up the true accuracy of up to ``eval_budget`` proposals (:func:`_eval_proposals`)."""
     cfg, space = run.config, run.space
     measure = run.acc_source.measure
     if measure is None:
@@ -689,8 +735,7 @@ def _stage_eval(run: Run, metrics: dict, progress: bool) -> None:
         seed = cfg.seed + 100 * (r + 1)
         budgets = np.linspace(max(lo, run.min_latency_ms), hi, per[r])
         if int(st.get("eval_measured", 0)) < r + 1:  # not yet measured in this round (resume-safe)
-            cand = run.candidates(budgets, cfg.eval_candidates, seed=seed,
-                                  temperature=cfg.eval_temperature).reshape(-1, run.generator.T)
+            cand = _eval_proposals(run, budgets, seed).reshape(-1, run.generator.T)
             mean, std = run.models.accuracy(cand)
             ucb = (mean + cfg.optimism * std).view(len(budgets), -1)
             lat = run.models.latency(cand).view(len(budgets), -1)
@@ -741,4 +786,5 @@ def _stage_eval(run: Run, metrics: dict, progress: bool) -> None:
         run._mark("eval-round", eval_round=r + 1)
 
 
-__all__ = ["TrainConfig", "Generation", "Run", "train", "make_space", "random_indices", "canonical", "SPACES"]
+__all__ = ["TrainConfig", "Generation", "Run", "train", "make_space", "random_indices", "canonical", "neighbours",
+           "SPACES"]
