@@ -387,8 +387,8 @@ def local_lut(width: float = 1.2, resolution: int = 224, threads: int | None = N
     """This machine's table (torch backend), profiled on first use and cached under the cache dir
     (``$PNAG_CACHE_DIR/latency/``); an interrupted first profile resumes next time. ``protocol``
     (entries and networks alike) defaults to the profiling defaults. Made with half the rounds and
-    calibration networks of ``pnag latency profile`` (5 and 10: about a minute on a 2-core machine,
-    against two), since it is made unasked, on the first run of ``pnag search``; profile a table
+    calibration networks of ``pnag latency profile`` (5 and 10: 80 s on a 2-core machine, against
+    about 130 s), since it is made unasked, on the first run of ``pnag search``; profile a table
     with the defaults and pass it as ``lut:FILE`` where the latency figures matter."""
     threads = check_threads(threads)
     width, resolution = check_width(width), check_resolution(resolution)
