@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         "# MobileNetV3 (width 1.0): `pnag train` + `pnag generate`, ImageNet data x i7-8700K table",
         "",
         f"Command: `{cmd}`  ",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}; date 2026-11-26{load}.  ",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}; date {time.strftime('%Y-%m-%d')}{load}.  ",
         f"Train: `pnag {' '.join(shlex.quote(a) for a in train_cmd[:-2])} -o RUN` (defaults otherwise).",
         "",
         "| figure | value |",

@@ -142,13 +142,16 @@ def run_queries(cfg, space) -> int:
     generator steps x budgets/step x samples/budget ranker queries, plus the ranker's pool of
     predictor-labelled architectures; each eval round adds a ranker refit, steps/4 generator
     steps and, per round budget, ``eval_candidates`` proposals and the one-decision neighbours of
-    ``eval_parents + 1`` architectures."""
+    ``eval_parents + 1`` architectures; generating adds, per budget, the greedy proposal and the
+    neighbours of ``choice_parents + 1`` architectures."""
     per_step = cfg.budgets_per_step * cfg.samples_per_budget
+    n_neighbours = sum(len(c) - 1 for c in space.decision_choices)
     total = cfg.steps * per_step + (cfg.ranker_pool if cfg.reward == "pareto" else 0)
+    # generate(): per budget the greedy proposal and the neighbours of it and of the choice parents
+    total += N_BUDGETS * (1 + (cfg.choice_parents + 1 if cfg.choice_parents else 0) * n_neighbours)
     if cfg.eval_budget:
         rounds = min(cfg.eval_rounds, cfg.eval_budget)
         total += rounds * (max(1, cfg.steps // 4) * per_step + (cfg.ranker_pool if cfg.reward == "pareto" else 0))
-        n_neighbours = sum(len(c) - 1 for c in space.decision_choices)
         total += cfg.eval_budget * (cfg.eval_candidates + (cfg.eval_parents + 1 if cfg.eval_parents else 0) * n_neighbours)
     return int(total)
 

@@ -33,7 +33,7 @@ def _cmd(out: Path, n: int) -> list[str]:
 
 def test_sigint_then_resume_exactly_n(tmp_path):
     out = tmp_path / "c.jsonl"
-    n = 10
+    n = 40  # enough that the run cannot finish between the poll below and the signal on a loaded machine
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(_cmd(out, n), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 120

@@ -96,6 +96,15 @@ def test_eval_proposals_include_neighbours_of_the_best_measured(patched, tmp_pat
     assert all(r.tobytes() in keys for r in neighbours(run.space, best.view(1, -1)).numpy())
     run.config = replace(run.config, eval_parents=0)
     assert _eval_proposals(run, budgets, seed=0).shape[1] == run.config.eval_candidates
+    # generate() weighs the same neighbours: a measured neighbour's choice reports its measured accuracy
+    cand = run.with_neighbours(budgets, run.candidates(budgets, 1), 4)
+    assert cand.shape[1] == 1 + 5 * 24 and all(r.tobytes() in {c.tobytes() for c in cand[0].numpy()}
+                                                 for r in neighbours(run.space, best.view(1, -1)).numpy())
+    top = float(run.budget_range[1])
+    (g,) = run.generate([top])
+    fits = run.data["latency"] <= top
+    best_fit = float(run.data["accuracy"][fits].max())
+    assert g.predicted_accuracy >= best_fit - 1e-9  # never below the best measured architecture that fits
 
 
 def test_eval_budget_needs_a_measurable_source(monkeypatch, tmp_path):
@@ -121,7 +130,8 @@ def test_config_mismatch_and_bad_configs(patched, tmp_path):
     with pytest.raises(PnagError, match="non-empty directory"):
         train(syn.tiny_config(), tmp_path / "junk", progress=False)
     for bad in (dict(budgets=(5, 2)), dict(reward="best"), dict(space="darts"), dict(steps=0),
-                dict(eval_budget=-1), dict(train_samples=1), dict(eval_parents=-1)):
+                dict(eval_budget=-1), dict(train_samples=1), dict(eval_parents=-1),
+                dict(choice_parents=-1), dict(choice_pessimism=-1.0), dict(pessimism=float("nan"))):
         with pytest.raises(PnagError):
             syn.tiny_config(**bad)
 

@@ -16,9 +16,11 @@ and the generator from its last checkpoint):
    and the one-decision neighbours of the best measured architectures, add them to the table,
    refit predictors and ranker and fine-tune the generator.
 
-:meth:`Run.generate` picks, per budget, among the generator's candidates, the measured
-architectures and the fastest known architecture: the feasible one (latency <= budget) with the
-highest pessimistic accuracy (measured value where measured, else mean - k * std).
+:meth:`Run.generate` picks, per budget, among the generator's candidates, the one-decision
+neighbours of its greedy proposal and of the best measured architectures within the budget, the
+measured architectures and the fastest known architecture: the feasible one (latency <= budget)
+with the highest pessimistic accuracy (measured value where measured, else mean - k * std with
+``k = choice_pessimism``).
 """
 
 from __future__ import annotations
@@ -72,7 +74,9 @@ class TrainConfig:
     predictor_hidden: int | None = None  # None: 64 for mbv3, 128 for nb201 (measured; see BENCHMARKS.md)
     predictor_epochs: int | None = None  # None: 60 for mbv3, 150 for nb201
     ensemble: int = 5
-    pessimism: float = 3.0  # k of the lower confidence bound mean - k * std
+    pessimism: float = 3.0  # k of the lower confidence bound mean - k * std that labels the ranker's pool
+    choice_pessimism: float = 2.0  # k of the final choice among candidates (chosen on NB201 tuning seeds 10, 11)
+    choice_parents: int = 4  # generate() also weighs neighbours of this many best measured archs per budget
     optimism: float = 1.0  # k of the upper confidence bound used to choose look-ups (eval budget)
     ranker_mode: str = "continuous"
     ranker_budgets: tuple[float, ...] = ()  # one-hot mode: the budgets (default 5 across the range)
@@ -115,8 +119,14 @@ class TrainConfig:
             raise PnagError(f"samples_per_budget: {self.samples_per_budget!r}; allowed: an integer >= 2")
         if isinstance(self.eval_budget, bool) or not isinstance(self.eval_budget, int) or self.eval_budget < 0:
             raise PnagError(f"--eval-budget: {self.eval_budget!r}; allowed: an integer >= 0")
-        if isinstance(self.eval_parents, bool) or not isinstance(self.eval_parents, int) or self.eval_parents < 0:
-            raise PnagError(f"eval_parents: {self.eval_parents!r}; allowed: an integer >= 0")
+        for name in ("eval_parents", "choice_parents"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise PnagError(f"{name}: {v!r}; allowed: an integer >= 0")
+        for name in ("pessimism", "choice_pessimism", "optimism"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise PnagError(f"{name}: {v!r}; allowed: a number >= 0")
         if self.space == "nb201" and self.width is not None:
             raise PnagError(f"--width: {self.width}; allowed only with --space mbv3")
 
@@ -383,6 +393,24 @@ class Run:
         return canonical(self.space, torch.cat(out, 1).reshape(-1, self.generator.T)).view(len(b), -1, self.generator.T)
 
     @torch.no_grad()
+    def with_neighbours(self, budgets: Sequence[float], cand: torch.Tensor, parents: int) -> torch.Tensor:
+        """``cand (B, K, T)`` plus, per budget, every one-decision neighbour of its first candidate
+        (the generator's greedy proposal) and of the ``parents`` most accurate measured
+        architectures within the budget: ``(B, K + K', T)`` (short rows padded with repeats)."""
+        if parents <= 0:
+            return cand
+        m_idx, m_acc = self.data["idx"], self.data["accuracy"].double()
+        m_lat = self.data["latency"].double() if self.models.lat_pred is None else self.models.latency(m_idx)
+        rows = []
+        for i, b in enumerate(np.asarray(budgets, dtype=np.float64).tolist()):
+            ok = torch.nonzero(m_lat <= b + 1e-9).flatten()
+            top = ok[torch.argsort(m_acc[ok], descending=True)[:parents]]
+            rows.append(neighbours(self.space, torch.cat([cand[i, :1], m_idx[top]])))
+        n = max(len(r) for r in rows)
+        pad = [torch.cat([r, r[:1].expand(n - len(r), -1)]) if len(r) < n else r for r in rows]
+        return torch.cat([cand, torch.stack(pad)], 1)
+
+    @torch.no_grad()
     def choose(self, budgets: Sequence[float], cand: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per budget the best feasible of ``cand (B, K, T)``, the measured table and the fastest architecture.
 
@@ -393,7 +421,7 @@ class Run:
         b = torch.as_tensor(np.asarray(budgets, dtype=np.float64))
         flat = cand.reshape(-1, T)
         mean, std = self.models.accuracy(flat)
-        score = mean - self.config.pessimism * std
+        score = mean - self.config.choice_pessimism * std
         lat = self.models.latency(flat)
         # measured architectures: their measured accuracy, and they join every budget's candidates
         m_idx, m_acc = self.data["idx"], self.data["accuracy"].double()
@@ -407,7 +435,7 @@ class Run:
         f_mean, f_std = self.models.accuracy(fast)
         f_lat = self.models.latency(fast)
         all_idx = torch.cat([flat, m_idx, fast])
-        all_score = torch.cat([score, m_acc, f_mean - self.config.pessimism * f_std])
+        all_score = torch.cat([score, m_acc, f_mean - self.config.choice_pessimism * f_std])
         all_mean = torch.cat([mean, m_acc, f_mean])
         all_lat = torch.cat([lat, m_lat, f_lat])
         owner = torch.cat([torch.arange(B).repeat_interleave(K), torch.full((len(m_idx) + 1,), -1)])
@@ -428,7 +456,7 @@ class Run:
         b = self.check_budgets(np.atleast_1d(np.asarray(budgets, dtype=np.float64)))
         if self.generator is None or self.models is None:
             raise DataError(f"run {self.dir}: no trained generator")
-        cand = self.candidates(b, samples, seed)
+        cand = self.with_neighbours(b, self.candidates(b, samples, seed), self.config.choice_parents)
         idx, acc, lat, measured = self.choose(b, cand)
         out = []
         for i, x in enumerate(b.tolist()):
@@ -701,22 +729,9 @@ def _eval_proposals(run: Run, budgets: np.ndarray, seed: int) -> torch.Tensor:
     the budget. The neighbours let the loop climb from what it has measured: the generator is
     trained on pessimistic scores, so on its own it proposes architectures like the measured ones
     rather than better ones."""
-    cfg, space = run.config, run.space
+    cfg = run.config
     cand = run.candidates(budgets, cfg.eval_candidates, seed=seed, temperature=cfg.eval_temperature)
-    if cfg.eval_parents <= 0:
-        return cand
-    m_idx, m_acc, m_lat = run.data["idx"], run.data["accuracy"].double(), run.data["latency"].double()
-    if run.models.lat_pred is not None:
-        m_lat = run.models.latency(m_idx)
-    rows = []
-    for i, b in enumerate(budgets):
-        ok = torch.nonzero(m_lat <= float(b) + 1e-9).flatten()
-        top = ok[torch.argsort(m_acc[ok], descending=True)[:cfg.eval_parents]]
-        parents = torch.cat([cand[i, :1], m_idx[top]])
-        rows.append(neighbours(space, parents))
-    n = max(len(r) for r in rows)
-    pad = [torch.cat([r, r[:1].expand(n - len(r), -1)]) if len(r) < n else r for r in rows]  # repeats are dropped
-    return torch.cat([cand, torch.stack(pad)], 1)
+    return run.with_neighbours(budgets, cand, cfg.eval_parents)
 
 
 def _stage_eval(run: Run, metrics: dict, progress: bool) -> None:
