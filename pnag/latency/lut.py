@@ -290,6 +290,8 @@ def profile_lut(backend: str | Backend = "torch", threads: int | None = None, wi
     cal_saved: list = data["calibration"]["archs"]
     for i in range(len(cal_saved), len(cal_archs)):  # every calibration network has its record from the start
         cal_saved.append({"arch": cal_archs[i].to_legacy(), "rounds_ms": []})
+    for key, rec in saved.items():  # a table from before rounds holds one value per record: its round 1
+        rec.setdefault("rounds_ms", [rec["median_ms"]])
     for c in cal_saved:
         c.setdefault("rounds_ms", [c["measured_ms"]] if "measured_ms" in c else [])
     entry_round = _per_round(protocol, rounds)
@@ -305,7 +307,7 @@ def profile_lut(backend: str | Backend = "torch", threads: int | None = None, wi
                      network_round))
     total = rounds * len(jobs)
     def done(records, key) -> int:
-        return len(_rounds_of(records[key])) if (isinstance(records, list) or key in records) else 0
+        return len(records[key]["rounds_ms"]) if (isinstance(records, list) or key in records) else 0
 
     reused = sum(min(rounds, done(records, key)) for records, key, *_ in jobs)
     measured = 0
@@ -353,14 +355,6 @@ def _per_round(protocol: MeasureProtocol, rounds: int) -> MeasureProtocol:
     """One round's share of a protocol: the full warm-up, ``1/rounds`` of the timed passes and time."""
     return replace(protocol, runs=max(1, protocol.runs // rounds), min_time_s=protocol.min_time_s / rounds,
                    max_runs=max(1, protocol.max_runs // rounds, protocol.runs // rounds))
-
-
-def _rounds_of(rec: dict) -> list:
-    """The round medians (ms) of a saved entry or network; a table from before rounds has one."""
-    if "rounds_ms" in rec:
-        return rec["rounds_ms"]
-    v = rec.get("median_ms", rec.get("measured_ms"))
-    return [] if v is None else [v]
 
 
 def _add_round(rec: dict, median_ms: float, runs: int) -> None:

@@ -175,10 +175,8 @@ def measure_module(module: nn.Module, input_shape: Sequence[int], backend: str |
     be = backend if isinstance(backend, Backend) else get_backend(backend)
     threads = check_threads(threads)
     protocol = protocol or MeasureProtocol()
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(*input_shape, generator=gen)
-    with be.runner(module, x, threads) as run:
-        times = time_runs(run, protocol)
+    with runner_pool(be, threads) as runner:
+        times = time_runs(runner(0, lambda: module, input_shape, seed), protocol)
     env = environment(be, threads, int(input_shape[0]), resolution)
     return summarize(times, protocol.warmup, env)
 
