@@ -126,7 +126,8 @@ def run_pnag(problem: Problem, seed: int, q: int, workdir: Path, args):
 
     lo, hi = float(problem.budgets[0]), float(problem.budgets[-1])
     cfg = TrainConfig(space="nb201", accuracy=problem.spec, latency=f"nb201:{problem.device}", budgets=(lo, hi),
-                      train_samples=args.train_samples, seed=seed, eval_budget=q)
+                      train_samples=args.train_samples, seed=seed, eval_budget=q,
+                      predictor_target=getattr(args, "predictor_target", None))
     t0 = time.perf_counter()
     run = train(cfg, workdir / f"pnag-{problem.dataset}-{problem.device}-s{seed}-q{q}", progress=False)
     gens = run.generate(list(map(float, problem.budgets)), samples=args.samples)
@@ -213,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     p.add_argument("--train-samples", type=int, default=1000)
     p.add_argument("--samples", type=int, default=1, help="PNAG generate --samples K")
+    p.add_argument("--predictor-target", choices=("identity", "log-error"), default=None,
+                   help="what the accuracy predictor regresses (default: pnag train's, log-error)")
     p.add_argument("--under-load", action="store_true", help="label wall times as measured under load")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("-o", "--output", type=Path, default=None)
@@ -267,7 +270,8 @@ def render(problem: Problem, args, rows, notes: list[str], argv) -> str:
         f"{torch.get_num_threads()} threads; date {time.strftime('%Y-%m-%d')}{load}.  ",
         f"Seeds: {', '.join(map(str, args.seeds))} ({len(args.seeds)}); measured cells per seed: "
         f"{args.train_samples}; budgets: {N_BUDGETS} at the 5 %..95 % latency quantiles "
-        f"({problem.budgets[0]:.3f}..{problem.budgets[-1]:.3f} ms).",
+        f"({problem.budgets[0]:.3f}..{problem.budgets[-1]:.3f} ms); accuracy predictor regresses "
+        f"{args.predictor_target or 'log-error (the default)'}.",
         "",
         "Regret in accuracy points (best true accuracy within the budget minus the chosen cell's), over "
         "feasible choices; feasibility = share of the 20 budgets whose choice truly fits. Mean regret: "

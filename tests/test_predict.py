@@ -85,3 +85,39 @@ def test_ofa_predictor(use_mirror):
     assert p.predict_archs([big])[0] > p.predict_archs([small])[0]
     with pytest.raises(PnagError, match="width 1.0"):
         OFAAccuracyPredictor(MBV3Space(width=1.0))
+
+
+def test_log_error_target():
+    """``target="log-error"``: members regress -log(100.5 - y); predictions and metrics stay in %."""
+    space, archs, X, lin = _data(300)
+    y = 100.5 - np.exp(2.0 - (lin - 70) / 5)  # saturating towards the top, within 0..100
+    assert 0 < y.min() and y.max() < 100
+    cfg = PredictorConfig.preset_config("fast", epochs=40, hidden=32, ensemble=3, target="log-error")
+    p = MLPPredictor(space, cfg)
+    m = p.fit(X, y)
+    mean, std = p.predict_dist(X)
+    # predictions in %: close to the targets, never at or above the ceiling of the transform
+    assert np.all(mean < 100.5) and m["kendall_tau"] > 0.8 and m["rmse"] < 0.5 * y.std()
+    assert np.corrcoef(mean, y)[0, 1] > 0.9 and np.all(std >= 0)
+    # the members really regress the transformed value: their raw outputs are on the log scale
+    with torch.no_grad():
+        raw = p.net(torch.from_numpy(X.astype(np.float32))) * p.y_std + p.y_mean
+    assert np.corrcoef(raw.mean(0).numpy(), -np.log(100.5 - y))[0, 1] > 0.9
+    np.testing.assert_allclose(p._from_target(torch.as_tensor(p._to_target(y))).numpy(), y, rtol=1e-9)
+    # saved and loaded: the same predictions (the target travels in the config)
+    q = MLPPredictor.from_state_dict(p.state_dict(), space)
+    assert q.config.target == "log-error"
+    np.testing.assert_array_equal(p.predict(X[:9]), q.predict(X[:9]))
+    # identity differs: the transform is not a no-op
+    r = MLPPredictor(space, PredictorConfig.preset_config("fast", epochs=40, hidden=32, ensemble=3))
+    r.fit(X, y)
+    assert not np.allclose(r.predict(X[:9]), p.predict(X[:9]))
+
+
+def test_log_error_target_bad_inputs():
+    space, archs, X, y = _data(50)
+    with pytest.raises(PnagError, match="identity or log-error"):
+        PredictorConfig(target="log")
+    p = MLPPredictor(space, PredictorConfig(epochs=1, target="log-error"))
+    with pytest.raises(DataError, match=r"101.0 with target 'log-error'; allowed: accuracy in % \(0..100\)"):
+        p.fit(X, np.where(np.arange(50) == 7, 101.0, np.clip(y, 0, 100)))

@@ -131,9 +131,24 @@ def test_config_mismatch_and_bad_configs(patched, tmp_path):
         train(syn.tiny_config(), tmp_path / "junk", progress=False)
     for bad in (dict(budgets=(5, 2)), dict(reward="best"), dict(space="darts"), dict(steps=0),
                 dict(eval_budget=-1), dict(train_samples=1), dict(eval_parents=-1),
-                dict(choice_parents=-1), dict(choice_pessimism=-1.0), dict(pessimism=float("nan"))):
+                dict(choice_parents=-1), dict(choice_pessimism=-1.0), dict(pessimism=float("nan")),
+                dict(predictor_target="log")):
         with pytest.raises(PnagError):
             syn.tiny_config(**bad)
+
+
+def test_accuracy_predictor_target(patched, tmp_path):
+    """An accuracy in % is regressed as log-error by default; ``predictor_target`` overrides it, and
+    the choice is saved with the run."""
+    run = train(syn.tiny_config(steps=2), tmp_path / "a", progress=False)
+    assert run.models.acc_pred.config.target == "log-error"
+    assert Run.load(tmp_path / "a").models.acc_pred.config.target == "log-error"
+    other = train(syn.tiny_config(steps=2, predictor_target="identity"), tmp_path / "b", progress=False)
+    assert other.models.acc_pred.config.target == "identity"
+    idx = run.data["idx"][:20]
+    assert not torch.allclose(run.models.accuracy(idx)[0], other.models.accuracy(idx)[0])
+    with pytest.raises(PnagError, match="predictor_target: 'log'.*identity or log-error"):
+        syn.tiny_config(predictor_target="log")
 
 
 _CHILD = textwrap.dedent("""

@@ -16,7 +16,8 @@ def trained(tmp_path_factory):
     d = tmp_path_factory.mktemp("cli") / "run"
     lo, hi = syn.tiny_config().budgets
     argv = ["train", "--space", "nb201", "--accuracy", "synthetic", "--latency", "synthetic",
-            "--budgets", f"{lo}:{hi}", "--train-samples", "100", "--steps", "20", "-q", "-o", str(d)]
+            "--budgets", f"{lo}:{hi}", "--train-samples", "100", "--steps", "20", "--predictor-target", "identity",
+            "-q", "-o", str(d)]
     from pnag.search import train as T
 
     small = dict(budgets_per_step=4, samples_per_budget=4, predictor_epochs=10, predictor_hidden=16, ensemble=2,
@@ -61,6 +62,15 @@ def test_generate_json_and_table(trained, capsys):
     step = (hi - b[0]) / 4
     assert main(["generate", "--run", str(d), "--budgets", f"{b[0]}:{hi}:{step}", "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out)) == 5
+
+
+def test_train_options_reach_the_run(trained):
+    from pnag.search.train import Run
+
+    d, _ = trained
+    run = Run.load(d)
+    assert run.config.predictor_target == "identity" and run.models.acc_pred.config.target == "identity"
+    assert run.config.steps == 20 and run.config.train_samples == 100
 
 
 def test_plot(trained, tmp_path, capsys):
@@ -111,6 +121,8 @@ def test_unfinished_run_is_refused(trained, tmp_path, capsys):
     (["--width", "1.1"], "--width"),
     (["--width", "1.0", "--space", "nb201"], "--width"),
     (["--latency", "warp:drive"], "latency"),
+    (["--predictor-target", "log"], "--predictor-target"),
+    (["--predictor-preset", "slow"], "--predictor-preset"),
 ])
 def test_train_bad_inputs(argv, match, tmp_path, capsys, monkeypatch):
     from pnag.search import sources
@@ -129,4 +141,5 @@ def test_train_bad_inputs(argv, match, tmp_path, capsys, monkeypatch):
 def test_train_resume_with_other_settings_is_refused(trained, tmp_path, capsys):
     d, (lo, hi) = trained
     _err(capsys, ["train", "--space", "nb201", "--accuracy", "synthetic", "--latency", "synthetic",
-                  "--budgets", f"{lo}:{hi}", "--steps", "21", "-o", str(d)], "holds a run with")
+                  "--budgets", f"{lo}:{hi}", "--steps", "21", "--predictor-target", "identity", "-o", str(d)],
+         "holds a run with")

@@ -59,6 +59,10 @@ def cmd_train(args: argparse.Namespace) -> int:
               eval_budget=args.eval_budget, seed=args.seed)
     if args.steps is not None:
         kw["steps"] = args.steps
+    if args.predictor_preset is not None:
+        kw["predictor_preset"] = args.predictor_preset
+    if args.predictor_target is not None:
+        kw["predictor_target"] = args.predictor_target
     if args.width is not None and args.space != "mbv3":
         raise PnagError(f"--width: {args.width}; allowed only with --space mbv3")
     if args.resolution is not None:
@@ -173,6 +177,12 @@ def register(sub) -> None:
     p.add_argument("--threads", type=positive_int("--threads"), default=None,
                    help="torch threads while training (default: torch's, all cores; 1 is faster on a busy machine)")
     p.add_argument("--steps", type=positive_int("--steps"), default=None, help="policy-gradient steps")
+    p.add_argument("--predictor-preset", choices=("fast", "published"), default=None,
+                   help="accuracy/latency predictors: fast (default: 5-member bootstrap ensemble) or published "
+                        "(the published PNAG MLP: 3 x 512, SGD, 1000 epochs, one member)")
+    p.add_argument("--predictor-target", choices=("identity", "log-error"), default=None,
+                   help="what the accuracy predictor regresses (default: log-error, i.e. -log(100.5 - accuracy %%), "
+                        "for an accuracy in %%; identity for a proxy score)")
     p.add_argument("--width", default=None, help="mbv3 width 1.0 or 1.2 (default 1.0 with the w1.0 dataset)")
     p.add_argument("--resolution", type=positive_int("--resolution"), default=None)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

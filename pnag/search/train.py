@@ -38,7 +38,7 @@ import torch
 
 from .._io import torch_save_atomic, write_json_atomic
 from ..errors import BudgetError, DataError, PnagError, allowed
-from ..predict.mlp import MLPPredictor, PredictorConfig
+from ..predict.mlp import TARGETS, MLPPredictor, PredictorConfig
 from ..predict.ranker import BUDGET_MODES, ParetoRanker
 from .generator import Generator
 from .rewards import REWARDS, mnas_reward, tunas_reward
@@ -73,6 +73,9 @@ class TrainConfig:
     predictor_preset: str = "fast"
     predictor_hidden: int | None = None  # None: 64 for mbv3, 128 for nb201 (measured; see BENCHMARKS.md)
     predictor_epochs: int | None = None  # None: 60 for mbv3, 150 for nb201
+    # what the accuracy members regress (PredictorConfig.target); None: "log-error" for an accuracy in %,
+    # "identity" for a score (proxies). The latency predictor always regresses ms.
+    predictor_target: str | None = None
     ensemble: int = 5
     pessimism: float = 3.0  # k of the lower confidence bound mean - k * std that labels the ranker's pool
     choice_pessimism: float = 2.0  # k of the final choice among candidates (chosen on NB201 tuning seeds 10, 11)
@@ -127,6 +130,8 @@ class TrainConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
                 raise PnagError(f"{name}: {v!r}; allowed: a number >= 0")
+        if self.predictor_target is not None and self.predictor_target not in TARGETS:
+            raise PnagError(f"predictor_target: {self.predictor_target!r} is not known; allowed: {allowed(TARGETS)}")
         if self.space == "nb201" and self.width is not None:
             raise PnagError(f"--width: {self.width}; allowed only with --space mbv3")
 
@@ -607,7 +612,8 @@ def _fit_predictors(run: Run, seed: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     acc_model, acc_pred = run.acc_source.model, None
     if acc_model is None:
-        acc_pred = MLPPredictor(space, pc)
+        target = cfg.predictor_target or ("log-error" if run.acc_source.unit == "%" else "identity")
+        acc_pred = MLPPredictor(space, replace(pc, target=target))
         x = space.encode_indices(run.data["idx"]).numpy()
         out["accuracy"] = acc_pred.fit(x, run.data["accuracy"].numpy())
     lat_pred, lat_exact = None, run.lat_source
