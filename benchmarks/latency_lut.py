@@ -8,7 +8,7 @@ against the latencies published for the 15 PNAG models.
 Part 1, for each ``BACKEND:THREADS`` configuration, as a user would run it:
 
     pnag latency profile --backend B --threads T --width 1.2 --resolution 224 -o DIR/lut-B-tT.json
-    pnag latency validate --lut DIR/lut-B-tT.json --samples 50 --seed 1 --json
+    pnag latency validate --lut DIR/lut-B-tT.json --samples 50 --seed 1 [--rounds R] --json
 
 (in-process through ``pnag.latency``, default protocols). Reports the table build time (94 layer
 entries + 10 calibration networks, wall seconds), the median and largest absolute error (% of
@@ -57,6 +57,12 @@ def _fmt(x: float, nd: int = 2) -> str:
     return "—" if x is None or not np.isfinite(x) else f"{x:.{nd}f}"
 
 
+def _round_iqr_pct(v: dict) -> float:
+    """Machine noise during a validation: the median over its networks of the interquartile range of
+    their round medians, % of the network's latency."""
+    return float(np.median([r["iqr_ms"] / r["measured_ms"] * 100.0 for r in v["rows"]]))
+
+
 def run_config(backend: str, threads: int, args: argparse.Namespace, work: Path) -> dict:
     quick = MeasureProtocol(warmup=1, runs=2, min_time_s=0.0) if args.quick else None
     out = work / f"lut-{backend}-t{threads}-w{args.width}-r{args.resolution}{'-quick' if args.quick else ''}.json"
@@ -64,11 +70,12 @@ def run_config(backend: str, threads: int, args: argparse.Namespace, work: Path)
     rep = profile_lut(backend, threads, args.width, args.resolution, out, protocol=quick, network_protocol=quick,
                       seed=0, progress=None)
     lut = rep.lut
-    saved = out.with_name(out.stem + "-validation.json")  # kept, so that a re-run resumes (and re-renders)
-    res = json.loads(saved.read_text()) if saved.is_file() else None
+    vr = args.validation_rounds
+    saved = out.with_name(out.stem + ("-validation.json" if vr is None else f"-validation-r{vr}.json"))  # kept, so
+    res = json.loads(saved.read_text()) if saved.is_file() else None  # that a re-run resumes (and re-renders)
     this_table = {"a": lut.correction[0], "b": lut.correction[1]}  # a re-profiled table has another fit
     if not res or res.get("n") != args.samples or res.get("seed") != args.seed or res.get("correction") != this_table:
-        res = validate_lut(lut, samples=args.samples, seed=args.seed, progress=None, protocol=quick)
+        res = validate_lut(lut, samples=args.samples, seed=args.seed, progress=None, protocol=quick, rounds=vr)
         write_json_atomic(saved, res)
     return {"backend": backend, "threads": threads, "file": str(out), "build_s": float(lut.data["profile_s"]),
             "resumed": rep.reused > 0 and rep.measured > 0, "wall_s": time.perf_counter() - t0, "entries": len(lut.entries),
@@ -140,14 +147,16 @@ def markdown(results: list[dict], rows: list[dict], summary: dict, args: argpars
              f"Width {args.width}, resolution {args.resolution}, batch 1; table = 94 layer entries + "
              f"{results[0]['calibration'] if results else '?'} calibration networks, timed in "
              f"{results[0]['rounds'] if results else '?'} interleaved rounds; validation = {args.samples} random "
-             f"architectures (seed {args.seed}) measured end to end in as many interleaved rounds. Drift: the change "
+             f"architectures (seed {args.seed}) measured end to end in "
+             f"{results[0]['validation'].get('rounds', '?') if results else '?'} interleaved rounds. Drift: the change "
              "of the smallest and the largest calibration network between profiling and validation (machine "
-             "speed; reported, not corrected). "
+             "speed; reported, not corrected). Round IQR: machine noise during the validation (median over the "
+             "networks of the interquartile range of their round medians, % of their latency). "
              f"Targets: build <= {TARGETS['build_s']:.0f} s, median |error| <= {TARGETS['median_abs_error_pct']} %, "
              f"Kendall tau >= {TARGETS['kendall_tau']}.", "",
              "| backend | threads | build (s) | median abs err (%) | max abs err (%) | Kendall tau | "
-             "sum-only median err (%) | correction a, b (ms) | drift (%) | targets met |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "sum-only median err (%) | correction a, b (ms) | drift (%) | round IQR (%) | targets met |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         v, u = r["validation"], r["validation"]["uncorrected"]
         ok = (r["build_s"] <= TARGETS["build_s"] and v["median_abs_error_pct"] <= TARGETS["median_abs_error_pct"]
@@ -158,7 +167,7 @@ def markdown(results: list[dict], rows: list[dict], summary: dict, args: argpars
                      f" | {_fmt(v['median_abs_error_pct'])} | {_fmt(v['max_abs_error_pct'])}"
                      f" | {_fmt(v['kendall_tau'], 3)}"
                      f" | {_fmt(u['median_abs_error_pct'])} | {a:.3f}, {b:+.2f}"
-                     f" | {_fmt(v.get('drift_pct'), 1)} | {'yes' if ok else 'no'} |")
+                     f" | {_fmt(v.get('drift_pct'), 1)} | {_fmt(_round_iqr_pct(v), 1)} | {'yes' if ok else 'no'} |")
     devices = ", ".join(sorted({f"{r['platform']}: {r['device']}" for r in rows}))
     png = args.out.parent / "latency_validation.png"
     shown = png.relative_to(ROOT) if png.is_relative_to(ROOT) else png
@@ -188,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--width", type=float, default=1.2)
     p.add_argument("--resolution", type=int, default=224)
     p.add_argument("--work-dir", type=Path, default=None, help="where tables are kept (default: the pnag cache)")
+    p.add_argument("--validation-rounds", type=int, default=None,
+                   help="interleaved rounds of the validation (pnag latency validate --rounds; default: the table's)")
     p.add_argument("--under-load", action="store_true", help="label the figures as measured on a shared CPU")
     p.add_argument("--quick", action="store_true", help="tiny protocols: a smoke run of the script")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "latency.md")
