@@ -11,7 +11,7 @@ Part 1, for each ``BACKEND:THREADS`` configuration, as a user would run it:
     pnag latency validate --lut DIR/lut-B-tT.json --samples 50 --seed 1 [--rounds R] --json
 
 (in-process through ``pnag.latency``, default protocols). Reports the table build time (94 layer
-entries + 10 calibration networks, wall seconds), the median and largest absolute error (% of
+entries + 20 calibration networks, wall seconds), the median and largest absolute error (% of
 measured) and Kendall tau of predicted vs measured on 50 random architectures, with and without
 the fitted correction. Targets: build <= 300 s, median |error| <= 5 %, tau >= 0.9.
 Tables are kept in ``--work-dir`` (default: the pnag cache), so an interrupted benchmark resumes.
