@@ -151,6 +151,27 @@ def test_accuracy_predictor_target(patched, tmp_path):
         syn.tiny_config(predictor_target="log")
 
 
+def test_score_sources_keep_identity_target(monkeypatch, tmp_path):
+    """A proxy score is not a percentage: its predictor regresses it as it is (and a score above 100,
+    which log-error would refuse, trains)."""
+    from pnag.search import sources as S
+    from pnag.search import train as T
+
+    syn.patch(monkeypatch.setattr)
+
+    def score_source(spec, space):
+        def table(n, seed):
+            archs = list(dict.fromkeys(space.sample(100 if n is None else n, seed=seed)))
+            return archs, 10.0 * syn.true_accuracy(archs)  # scores in the hundreds
+
+        return S.AccuracySource(spec, "score", table, note="synthetic score")
+
+    monkeypatch.setattr(T, "get_accuracy_source", score_source)
+    run = train(syn.tiny_config(steps=2), tmp_path / "s", progress=False)
+    assert run.models.acc_pred.config.target == "identity"
+    assert float(run.data["accuracy"].max()) > 100
+
+
 _CHILD = textwrap.dedent("""
     import sys
     import torch
