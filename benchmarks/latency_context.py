@@ -2,25 +2,22 @@
 
     python benchmarks/latency_context.py --lut FILE [--random 20] [--seed 1] [--rounds 10]
 
-Re-measures, in one validation-like loop (whole networks only, interleaved rounds, the table's
-backend, threads and network protocol), the table's own calibration networks and ``--random``
-random architectures, and prints: how much slower (+) or faster (-) the calibration networks run
-now than when the table was profiled (median, %), and the median signed error of the table's
-prediction (% of measured) on the calibration networks and on the random ones. If both errors
-agree, the architectures are not the cause: the setting (or the machine) is.
+Re-measures, the way ``pnag latency validate`` does (whole networks only, interleaved rounds, the
+table's backend, threads and network protocol), the table's own calibration networks and
+``--random`` random architectures, and prints: how much slower (+) or faster (-) the calibration
+networks run now than when the table was profiled (median, %), and the median signed error of the
+table's prediction (% of measured) on the calibration networks and on the random ones. If both
+errors agree, the architectures are not the cause: the setting (or the machine) is.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 
 import numpy as np
 
-from pnag.latency.backends import get_backend
-from pnag.latency.lut import NETWORK_PROTOCOL, _per_round, load_lut
-from pnag.latency.measure import MeasureProtocol, runner_pool, time_runs
-from pnag.nn.mobilenetv3 import MobileNetV3
+from pnag.latency.lut import load_lut
+from pnag.latency.validate import time_networks_in_rounds
 from pnag.space.mbv3 import MBV3Space
 
 
@@ -35,17 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     space = MBV3Space(lut.width, lut.resolution)
     cal = [c for c in lut.calibration if "measured_ms" in c]
     archs = [space.coerce(c["arch"]) for c in cal] + space.sample(args.random, seed=args.seed)
-    nets = [MobileNetV3(a) for a in archs]
-    stored = lut.data.get("network_protocol")
-    per = _per_round(MeasureProtocol(**stored) if stored else NETWORK_PROTOCOL, args.rounds)
-    shape = (lut.batch, 3, lut.resolution, lut.resolution)
-    med = np.zeros((args.rounds, len(nets)))
-    with runner_pool(get_backend(lut.backend), lut.threads) as runner:
-        for r in range(args.rounds):
-            for i, net in enumerate(nets):
-                med[r, i] = float(np.median(time_runs(runner(i, lambda net=net: net, shape), per)))
-            print(f"round {r + 1}/{args.rounds}", file=sys.stderr)
-    now = np.median(med, axis=0)
+    now = np.median(time_networks_in_rounds(lut, archs, None, args.rounds), axis=0)
     pred = np.asarray(lut.predict_many(archs))
     n = len(cal)
     then = np.array([c["measured_ms"] for c in cal])

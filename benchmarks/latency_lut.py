@@ -8,7 +8,7 @@ against the latencies published for the 15 PNAG models.
 Part 1, for each ``BACKEND:THREADS`` configuration, as a user would run it:
 
     pnag latency profile --backend B --threads T --width 1.2 --resolution 224 -o DIR/lut-B-tT.json
-    pnag latency validate --lut DIR/lut-B-tT.json --samples 50 --seed 1 [--rounds R] --json
+    pnag latency validate --lut DIR/lut-B-tT.json --samples 50 --seed 1 --json
 
 (in-process through ``pnag.latency``, default protocols). Reports the table build time (94 layer
 entries + 20 calibration networks, wall seconds), the median and largest absolute error (% of
@@ -70,12 +70,11 @@ def run_config(backend: str, threads: int, args: argparse.Namespace, work: Path)
     rep = profile_lut(backend, threads, args.width, args.resolution, out, protocol=quick, network_protocol=quick,
                       seed=0, progress=None)
     lut = rep.lut
-    vr = args.validation_rounds
-    saved = out.with_name(out.stem + ("-validation.json" if vr is None else f"-validation-r{vr}.json"))  # kept, so
-    res = json.loads(saved.read_text()) if saved.is_file() else None  # that a re-run resumes (and re-renders)
+    saved = out.with_name(out.stem + "-validation.json")  # kept, so that a re-run resumes (and re-renders)
+    res = json.loads(saved.read_text()) if saved.is_file() else None
     this_table = {"a": lut.correction[0], "b": lut.correction[1]}  # a re-profiled table has another fit
     if not res or res.get("n") != args.samples or res.get("seed") != args.seed or res.get("correction") != this_table:
-        res = validate_lut(lut, samples=args.samples, seed=args.seed, progress=None, protocol=quick, rounds=vr)
+        res = validate_lut(lut, samples=args.samples, seed=args.seed, progress=None, protocol=quick)
         write_json_atomic(saved, res)
     return {"backend": backend, "threads": threads, "file": str(out), "build_s": float(lut.data["profile_s"]),
             "resumed": rep.reused > 0 and rep.measured > 0, "wall_s": time.perf_counter() - t0, "entries": len(lut.entries),
@@ -197,8 +196,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--width", type=float, default=1.2)
     p.add_argument("--resolution", type=int, default=224)
     p.add_argument("--work-dir", type=Path, default=None, help="where tables are kept (default: the pnag cache)")
-    p.add_argument("--validation-rounds", type=int, default=None,
-                   help="interleaved rounds of the validation (pnag latency validate --rounds; default: the table's)")
     p.add_argument("--under-load", action="store_true", help="label the figures as measured on a shared CPU")
     p.add_argument("--quick", action="store_true", help="tiny protocols: a smoke run of the script")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "latency.md")

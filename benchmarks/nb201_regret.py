@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from pnag._io import write_text_atomic
+from pnag.predict.mlp import TARGETS
 from pnag.search.baselines import (
     IndexTable,
     Measured,
@@ -127,7 +128,7 @@ def run_pnag(problem: Problem, seed: int, q: int, workdir: Path, args):
     lo, hi = float(problem.budgets[0]), float(problem.budgets[-1])
     cfg = TrainConfig(space="nb201", accuracy=problem.spec, latency=f"nb201:{problem.device}", budgets=(lo, hi),
                       train_samples=args.train_samples, seed=seed, eval_budget=q,
-                      predictor_target=getattr(args, "predictor_target", None))
+                      predictor_target=args.predictor_target)
     t0 = time.perf_counter()
     run = train(cfg, workdir / f"pnag-{problem.dataset}-{problem.device}-s{seed}-q{q}", progress=False)
     gens = run.generate(list(map(float, problem.budgets)), samples=args.samples)
@@ -214,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     p.add_argument("--train-samples", type=int, default=1000)
     p.add_argument("--samples", type=int, default=1, help="PNAG generate --samples K")
-    p.add_argument("--predictor-target", choices=("identity", "log-error"), default=None,
+    p.add_argument("--predictor-target", choices=TARGETS, default=None,
                    help="what the accuracy predictor regresses (default: pnag train's, log-error)")
     p.add_argument("--under-load", action="store_true", help="label wall times as measured under load")
     p.add_argument("--no-progress", action="store_true")

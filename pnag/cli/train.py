@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 from ..errors import BudgetError, PnagError
+from ..predict.mlp import PRESETS, TARGETS
 from ._common import non_negative_int, positive_int, print_json, table
 
 
@@ -177,10 +178,10 @@ def register(sub) -> None:
     p.add_argument("--threads", type=positive_int("--threads"), default=None,
                    help="torch threads while training (default: torch's, all cores; 1 is faster on a busy machine)")
     p.add_argument("--steps", type=positive_int("--steps"), default=None, help="policy-gradient steps")
-    p.add_argument("--predictor-preset", choices=("fast", "published"), default=None,
+    p.add_argument("--predictor-preset", choices=PRESETS, default=None,
                    help="accuracy/latency predictors: fast (default: 5-member bootstrap ensemble) or published "
                         "(the published PNAG MLP: 3 x 512, SGD, 1000 epochs, one member)")
-    p.add_argument("--predictor-target", choices=("identity", "log-error"), default=None,
+    p.add_argument("--predictor-target", choices=TARGETS, default=None,
                    help="what the accuracy predictor regresses (default: log-error, i.e. -log(100.5 - accuracy %%), "
                         "for an accuracy in %%; identity for a proxy score)")
     p.add_argument("--width", default=None, help="mbv3 width 1.0 or 1.2 (default 1.0 with the w1.0 dataset)")

@@ -27,6 +27,33 @@ def error_metrics(predicted_ms: Any, measured_ms: Any) -> dict:
             "max_abs_error_pct": float(err.max()), "kendall_tau": tau, "spearman_rho": rho}
 
 
+def time_networks_in_rounds(lut: LUT, archs: list, protocol: MeasureProtocol | None, rounds: int,
+                            progress: bool | None = None) -> np.ndarray:
+    """Time the whole networks of ``archs`` with ``lut``'s backend, threads, batch and resolution in
+    ``rounds`` interleaved rounds (every network once per round, for ``1/rounds`` of ``protocol``;
+    None: the protocol the table's calibration networks were timed with). Returns the round
+    medians, ms ``(rounds, len(archs))``."""
+    from tqdm import tqdm
+
+    be = get_backend(lut.backend)
+    if protocol is None:
+        stored = lut.data.get("network_protocol")
+        protocol = MeasureProtocol(**stored) if stored else NETWORK_PROTOCOL
+    per_round = _per_round(protocol, rounds)
+    nets = [MobileNetV3(a) for a in archs]
+    shape = (lut.batch, 3, lut.resolution, lut.resolution)
+    medians = np.zeros((rounds, len(nets)))
+    bar = tqdm(total=rounds * len(nets), desc=f"validate {lut.backend}", unit="net", disable=_no_progress(progress),
+               leave=False)
+    with runner_pool(be, lut.threads) as runner:
+        for r in range(rounds):
+            for i, net in enumerate(nets):
+                medians[r, i] = float(np.median(time_runs(runner(i, lambda net=net: net, shape), per_round)))
+                bar.update(1)
+    bar.close()
+    return medians
+
+
 def validate_lut(lut: LUT, samples: int = 50, seed: int = 1, protocol: MeasureProtocol | None = None,
                  progress: bool | None = None, rounds: int | None = None) -> dict:
     """Measure ``samples`` random architectures (drawn with ``seed``) end to end with the table's own
@@ -57,30 +84,14 @@ def validate_lut(lut: LUT, samples: int = 50, seed: int = 1, protocol: MeasurePr
         rounds = int(lut.data.get("rounds", DEFAULT_ROUNDS))
     if isinstance(rounds, bool) or not isinstance(rounds, (int, np.integer)) or rounds < 1:
         raise PnagError(f"rounds: {rounds!r} is not allowed; allowed: an integer >= 1")
-    be = get_backend(lut.backend)
-    if protocol is None:
-        stored = lut.data.get("network_protocol")
-        protocol = MeasureProtocol(**stored) if stored else NETWORK_PROTOCOL
+    get_backend(lut.backend)  # an unknown or absent backend fails before any work
     space = MBV3Space(lut.width, lut.resolution)
     archs = space.sample(samples, seed=seed)
     predicted = lut.predict_many(archs)
     raw = lut.table_sum_ms(archs)
     refs = [c for c in lut.calibration[:2] if "measured_ms" in c]
     ref_archs = [space.coerce(c["arch"]) for c in refs]
-    from tqdm import tqdm
-
-    per_round = _per_round(protocol, rounds)
-    nets = [MobileNetV3(a) for a in list(archs) + ref_archs]
-    shape = (lut.batch, 3, lut.resolution, lut.resolution)
-    medians = np.zeros((rounds, len(nets)))
-    bar = tqdm(total=rounds * len(nets), desc=f"validate {lut.backend}", unit="net", disable=_no_progress(progress),
-               leave=False)
-    with runner_pool(be, lut.threads) as runner:
-        for r in range(rounds):
-            for i, net in enumerate(nets):
-                medians[r, i] = float(np.median(time_runs(runner(i, lambda net=net: net, shape), per_round)))
-                bar.update(1)
-    bar.close()
+    medians = time_networks_in_rounds(lut, list(archs) + ref_archs, protocol, rounds, progress)
     all_measured = np.median(medians, axis=0)
     measured = all_measured[:samples].tolist()
     iqr = (np.percentile(medians, 75, axis=0) - np.percentile(medians, 25, axis=0))[:samples].tolist()
