@@ -63,6 +63,18 @@ def _round_iqr_pct(v: dict) -> float:
     return float(np.median([r["iqr_ms"] / r["measured_ms"] * 100.0 for r in v["rows"]]))
 
 
+def _drift_adjusted_pct(v: dict) -> float | None:
+    """Median |error| (%) of the predictions scaled by the validation's drift (``drift_adjusted`` of
+    ``validate_lut``; computed from the rows for a validation saved before it was reported)."""
+    if v.get("drift_pct") is None:
+        return None
+    if v.get("drift_adjusted"):
+        return float(v["drift_adjusted"]["median_abs_error_pct"])
+    p = np.array([r["predicted_ms"] for r in v["rows"]]) * (1 + v["drift_pct"] / 100)
+    m = np.array([r["measured_ms"] for r in v["rows"]])
+    return float(np.median(np.abs(p - m) / m * 100))
+
+
 def run_config(backend: str, threads: int, args: argparse.Namespace, work: Path) -> dict:
     quick = MeasureProtocol(warmup=1, runs=2, min_time_s=0.0) if args.quick else None
     out = work / f"lut-{backend}-t{threads}-w{args.width}-r{args.resolution}{'-quick' if args.quick else ''}.json"
@@ -150,12 +162,17 @@ def markdown(results: list[dict], rows: list[dict], summary: dict, args: argpars
              f"{results[0]['validation'].get('rounds', '?') if results else '?'} interleaved rounds. Drift: the change "
              "of the smallest and the largest calibration network between profiling and validation (machine "
              "speed; reported, not corrected). Round IQR: machine noise during the validation (median over the "
-             "networks of the interquartile range of their round medians, % of their latency). "
+             "networks of the interquartile range of their round medians, % of their latency). Split-half tau: "
+             "Kendall tau between the medians of the odd and the even validation rounds (the measurement against "
+             "itself: how much rank agreement this machine's noise lets a validation show). Drift-adjusted error: "
+             "the predictions scaled by the drift (the table against the machine as fast as it ran during the "
+             "validation). "
              f"Targets: build <= {TARGETS['build_s']:.0f} s, median |error| <= {TARGETS['median_abs_error_pct']} %, "
              f"Kendall tau >= {TARGETS['kendall_tau']}.", "",
              "| backend | threads | build (s) | median abs err (%) | max abs err (%) | Kendall tau | "
-             "sum-only median err (%) | correction a, b (ms) | drift (%) | round IQR (%) | targets met |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "sum-only median err (%) | correction a, b (ms) | drift (%) | drift-adjusted median err (%) | round IQR (%) | "
+             "split-half tau | targets met |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         v, u = r["validation"], r["validation"]["uncorrected"]
         ok = (r["build_s"] <= TARGETS["build_s"] and v["median_abs_error_pct"] <= TARGETS["median_abs_error_pct"]
@@ -166,7 +183,8 @@ def markdown(results: list[dict], rows: list[dict], summary: dict, args: argpars
                      f" | {_fmt(v['median_abs_error_pct'])} | {_fmt(v['max_abs_error_pct'])}"
                      f" | {_fmt(v['kendall_tau'], 3)}"
                      f" | {_fmt(u['median_abs_error_pct'])} | {a:.3f}, {b:+.2f}"
-                     f" | {_fmt(v.get('drift_pct'), 1)} | {_fmt(_round_iqr_pct(v), 1)} | {'yes' if ok else 'no'} |")
+                     f" | {_fmt(v.get('drift_pct'), 1)} | {_fmt(_drift_adjusted_pct(v))} | {_fmt(_round_iqr_pct(v), 1)}"
+                     f" | {_fmt(v.get('split_half_tau'), 3)} | {'yes' if ok else 'no'} |")
     devices = ", ".join(sorted({f"{r['platform']}: {r['device']}" for r in rows}))
     png = args.out.parent / "latency_validation.png"
     shown = png.relative_to(ROOT) if png.is_relative_to(ROOT) else png

@@ -22,6 +22,7 @@ from pnag.latency import (LUT, MeasureProtocol, error_metrics, get_latency_sourc
                           profile_lut, validate_lut)
 from pnag.latency.backends import TorchBackend
 from pnag.latency.lut import FORMAT, VERSION, calibration_archs, entry_module, fit_correction, lut_keys
+from pnag.latency.validate import split_half, time_networks_in_rounds
 from pnag.nn.mobilenetv3 import layer_specs
 from pnag.space.mbv3 import MBV3Arch, MBV3Space
 
@@ -109,6 +110,23 @@ def test_error_metrics():
     assert error_metrics(m[::-1], m)["kendall_tau"] == pytest.approx(-1.0)
 
 
+def test_split_half_by_hand():
+    # rounds 1 and 3 (odd) vs 2 and 4 (even); medians of two rounds are their means
+    m = np.array([[10.0, 20.0, 30.0],
+                  [12.0, 18.0, 33.0],
+                  [10.0, 22.0, 30.0],
+                  [12.0, 22.0, 27.0]])
+    r = split_half(m)
+    odd, even = np.array([10.0, 21.0, 30.0]), np.array([12.0, 20.0, 30.0])
+    assert r["split_half_tau"] == pytest.approx(1.0)  # same order: 10 < 21 < 30 and 12 < 20 < 30
+    assert r["split_half_diff_pct"] == pytest.approx(np.median(np.abs(odd - even) / ((odd + even) / 2)) * 100)
+    swapped = m.copy()
+    swapped[1] = [22.0, 11.0, 33.0]  # even rounds now rank the first two the other way round
+    swapped[3] = [22.0, 11.0, 27.0]
+    assert split_half(swapped)["split_half_tau"] == pytest.approx(1 / 3)  # 2 of 3 pairs agree
+    assert split_half(m[:1]) == {"split_half_tau": None, "split_half_diff_pct": None}
+
+
 class _Interrupting(TorchBackend):
     """Counts timed passes (with TINY: one per entry and round); raises KeyboardInterrupt (as Ctrl-C
     would) before pass ``stop_at``. Counts the runners it opened too."""
@@ -129,7 +147,7 @@ class _Interrupting(TorchBackend):
             yield counted
 
 
-def test_profile_interrupted_then_resumed_measures_only_the_rest(tmp_path):
+def test_profile_interrupted_then_resumed_measures_only_the_rest(tmp_path, monkeypatch):
     out = tmp_path / "lut.json"
     kw = dict(threads=1, width=1.0, resolution=128, out_path=out, protocol=TINY, calibration=3, progress=False,
               save_every_s=3600.0, network_protocol=TINY, rounds=5)
@@ -185,12 +203,25 @@ def test_profile_interrupted_then_resumed_measures_only_the_rest(tmp_path):
     assert res["median_abs_error_pct"] >= 0 and -1.0 <= res["kendall_tau"] <= 1.0
     for r in res["rows"]:
         assert r["predicted_ms"] == pytest.approx(lut.predict_ms(r["arch"])) and r["measured_ms"] > 0
-    assert res["rounds"] == 5  # the table's own interleaved rounds by default
+    assert res["rounds"] == 10  # twice the table's own interleaved rounds by default
+    assert -1.0 <= res["split_half_tau"] <= 1.0 and res["split_half_diff_pct"] >= 0
     # drift: the smallest and the largest calibration network re-measured, reported against their profiled values
     assert [d["arch"] for d in res["drift"]] == [c["arch"] for c in done["calibration"]["archs"][:2]]
     for d in res["drift"]:
         assert d["now_ms"] > 0 and d["change_pct"] == pytest.approx((d["now_ms"] / d["profiled_ms"] - 1) * 100)
     assert res["drift_pct"] == pytest.approx(float(np.median([d["change_pct"] for d in res["drift"]])))
+    scaled = [r["predicted_ms"] * (1 + res["drift_pct"] / 100) for r in res["rows"]]
+    assert res["drift_adjusted"] == pytest.approx(error_metrics(scaled, [r["measured_ms"] for r in res["rows"]]))
+    # more rounds measure longer: each round times each network for the table's per-round share
+    counting = _Interrupting()
+    lut_counting = LUT(dict(lut.data, backend="torch"), out)
+    monkeypatch.setattr("pnag.latency.validate.get_backend", lambda name: counting)
+    share = MeasureProtocol(warmup=0, runs=10, min_time_s=0.0)  # 10 passes over the table's 5 rounds: 2 per round
+    for rounds in (2, 3):
+        counting.calls = 0
+        time_networks_in_rounds(lut_counting, MBV3Space(1.0, 128).sample(2, seed=1), share, rounds, progress=False)
+        assert counting.calls == rounds * 2 * 2
+    monkeypatch.undo()
     assert validate_lut(lut, samples=2, seed=4, protocol=TINY, progress=False, rounds=2)["rounds"] == 2
     with pytest.raises(PnagError, match="rounds: 0"):
         validate_lut(lut, samples=3, seed=4, protocol=TINY, progress=False, rounds=0)
@@ -230,6 +261,13 @@ def test_profile_killed_in_a_subprocess_resumes(tmp_path):
     final = json.loads(out.read_text())
     assert final["complete"] and all(final["entries"][k]["rounds_ms"][:len(v["rounds_ms"])] == v["rounds_ms"]
                                      for k, v in on_disk["entries"].items())
+    # the finished table validates from the command line: errors, the measurement against itself, the drift
+    v = subprocess.run([sys.executable, "-m", "pnag", "latency", "validate", "--lut", str(out), "--samples", "3",
+                        "--rounds", "2", "--no-progress"], env=env, capture_output=True, text=True, timeout=120)
+    assert v.returncode == 0, v.stderr
+    assert "Kendall tau" in v.stdout and "2 interleaved rounds" in v.stdout
+    assert "odd vs even rounds" in v.stdout and "machine drift since profiling" in v.stdout
+    assert "with the predictions scaled by it: median |err|" in v.stdout
 
 
 def test_local_lut_is_profiled_once_and_cached(tmp_path, monkeypatch):

@@ -95,9 +95,15 @@ def _validate(args: argparse.Namespace) -> int:
                     ["prediction", "median |err| (%)", "max |err| (%)", "Kendall tau"]))
         print(f"n={res['n']} random archs (seed {res['seed']}), {res['backend']}, {res['threads']} thread(s), "
               f"width {res['width']}, resolution {res['resolution']}, {res['rounds']} interleaved rounds")
+        if res["split_half_tau"] is not None:
+            print(f"measurement vs itself (odd vs even rounds): Kendall tau {res['split_half_tau']:.3f}, median "
+                  f"difference {res['split_half_diff_pct']:.2f} % (this machine's noise now: even a perfect "
+                  "table would show a tau only somewhat above this)")
         if res["drift_pct"] is not None:
+            adj = res["drift_adjusted"]
             print(f"machine drift since profiling: {res['drift_pct']:+.1f} % (two calibration networks re-measured; "
-                  "reported, not corrected)")
+                  f"reported, not corrected; with the predictions scaled by it: median |err| "
+                  f"{adj['median_abs_error_pct']:.2f} %, max {adj['max_abs_error_pct']:.2f} %)")
     return 0
 
 
@@ -202,7 +208,8 @@ def register(subparsers) -> None:
     v.add_argument("--seed", type=int, default=1, help="seed of the random archs (default 1)")
     v.add_argument("--rounds", type=positive_int("--rounds"), default=None,
                    help="interleaved measurement rounds over all archs; each arch's latency is the median of its "
-                        "round medians (default: the table's own rounds)")
+                        "round medians; each round times every arch for the table's per-round share of its "
+                        "network protocol, so more rounds measure longer (default: twice the table's own rounds)")
     v.add_argument("--plot", metavar="PNG", default=None, help="also write a predicted-vs-measured scatter plot")
     v.add_argument("--no-progress", action="store_true", help="no progress bar")
     v.add_argument("--json", action="store_true", help="print the metrics and per-arch rows as JSON")

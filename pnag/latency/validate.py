@@ -27,19 +27,41 @@ def error_metrics(predicted_ms: Any, measured_ms: Any) -> dict:
             "max_abs_error_pct": float(err.max()), "kendall_tau": tau, "spearman_rho": rho}
 
 
+# Validation measures each network for this many times the rounds the table was profiled in (each
+# round the table's per-round share of its network protocol): measured on this project's 2-core VM,
+# the validation's own noise, not the table, set the Kendall tau (tau against the table rose with
+# every added round up to 10 and had not levelled off; benchmarks/latency_lut.py, BENCHMARKS.md).
+VALIDATION_ROUND_FACTOR = 2
+
+
+def split_half(round_medians: np.ndarray) -> dict:
+    """Agreement of a measurement with itself: Kendall's tau between the medians of its odd and its
+    even rounds (``round_medians``: ``(rounds, n)`` ms) and the median absolute difference of the
+    two (% of their mean). None for fewer than two rounds or networks."""
+    from scipy.stats import kendalltau
+
+    m = np.asarray(round_medians, dtype=np.float64)
+    if m.shape[0] < 2 or m.shape[1] < 2:
+        return {"split_half_tau": None, "split_half_diff_pct": None}
+    a, b = np.median(m[0::2], axis=0), np.median(m[1::2], axis=0)
+    return {"split_half_tau": float(kendalltau(a, b).statistic),
+            "split_half_diff_pct": float(np.median(np.abs(a - b) / ((a + b) / 2)) * 100.0)}
+
+
 def time_networks_in_rounds(lut: LUT, archs: list, protocol: MeasureProtocol | None, rounds: int,
                             progress: bool | None = None) -> np.ndarray:
     """Time the whole networks of ``archs`` with ``lut``'s backend, threads, batch and resolution in
-    ``rounds`` interleaved rounds (every network once per round, for ``1/rounds`` of ``protocol``;
-    None: the protocol the table's calibration networks were timed with). Returns the round
-    medians, ms ``(rounds, len(archs))``."""
+    ``rounds`` interleaved rounds: every network once per round, each time for the table's
+    per-round share of ``protocol`` (``1 / the table's rounds`` of its passes and time, the full
+    warm-up; None: the protocol the table's calibration networks were timed with), so that more
+    rounds mean more measurement. Returns the round medians, ms ``(rounds, len(archs))``."""
     from tqdm import tqdm
 
     be = get_backend(lut.backend)
     if protocol is None:
         stored = lut.data.get("network_protocol")
         protocol = MeasureProtocol(**stored) if stored else NETWORK_PROTOCOL
-    per_round = _per_round(protocol, rounds)
+    per_round = _per_round(protocol, int(lut.data.get("rounds", DEFAULT_ROUNDS)))
     nets = [MobileNetV3(a) for a in archs]
     shape = (lut.batch, 3, lut.resolution, lut.resolution)
     medians = np.zeros((rounds, len(nets)))
@@ -60,9 +82,9 @@ def validate_lut(lut: LUT, samples: int = 50, seed: int = 1, protocol: MeasurePr
     backend, threads, batch, width and resolution (and, unless ``protocol`` is given, the protocol
     its calibration networks were timed with), and compare with the table's predictions.
 
-    The networks are measured in ``rounds`` interleaved rounds (default: the table's own; every
-    network once per round, each time for ``1/rounds`` of the protocol's passes and time) and each
-    network's latency is the median of its round medians. A slow spell of the machine (another
+    The networks are measured in ``rounds`` interleaved rounds (default: :data:`VALIDATION_ROUND_FACTOR`
+    times the table's own; every network once per round, each time for the table's per-round share
+    of the protocol) and each network's latency is the median of its round medians. A slow spell of the machine (another
     tenant, a frequency drop) then touches one round of many networks instead of every measurement
     of a few: on this project's shared VM, back-to-back measurement put a separate cluster of
     networks 20-60 % above the table while the rest sat on it.
@@ -70,18 +92,27 @@ def validate_lut(lut: LUT, samples: int = 50, seed: int = 1, protocol: MeasurePr
     Drift. The table's first two calibration networks (the smallest and the largest of the space)
     are measured again in the same rounds. ``drift_pct`` is the median of their change since
     profiling (% of the value then): how much faster (< 0) or slower (> 0) the machine runs now
-    than when the table was made. It is reported, never used to correct the predictions.
+    than when the table was made. It is reported, never used to correct the predictions; beside the
+    errors, ``drift_adjusted`` gives them once more for predictions scaled by ``1 + drift_pct / 100``
+    (how well the table describes the machine as fast as it runs now; the rank agreement is the same).
+
+    Split half. ``split_half_tau`` is Kendall's tau between the medians of the odd and of the even
+    rounds over the sampled architectures, ``split_half_diff_pct`` the median absolute difference
+    between the two (% of their mean): how well the measurement agrees with itself on this machine
+    now. Each half holds half the measurement, so even a perfect table would show a tau only
+    somewhat above it: where it is low, the machine is too noisy to judge the table (measure more
+    rounds, or on a quieter machine). None with one round.
 
     Returns a dict with ``n``, ``median_abs_error_pct``, ``max_abs_error_pct``, ``mean_abs_error_pct``
     (% of measured), ``kendall_tau``, ``spearman_rho``, the same errors without the correction
     (``uncorrected``), ``drift_pct`` (None for a table without two calibration networks) and
-    ``drift`` (per reference network), the table's settings, and ``rows`` (arch, predicted_ms,
-    measured_ms, iqr_ms).
+    ``drift`` (per reference network), ``drift_adjusted`` (None without drift), ``split_half_tau`` and ``split_half_diff_pct``, the table's
+    settings, and ``rows`` (arch, predicted_ms, measured_ms, iqr_ms).
     """
     if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 2:
         raise PnagError(f"samples: {samples!r} is not allowed; allowed: an integer >= 2")
     if rounds is None:
-        rounds = int(lut.data.get("rounds", DEFAULT_ROUNDS))
+        rounds = VALIDATION_ROUND_FACTOR * int(lut.data.get("rounds", DEFAULT_ROUNDS))
     if isinstance(rounds, bool) or not isinstance(rounds, (int, np.integer)) or rounds < 1:
         raise PnagError(f"rounds: {rounds!r} is not allowed; allowed: an integer >= 1")
     get_backend(lut.backend)  # an unknown or absent backend fails before any work
@@ -101,7 +132,10 @@ def validate_lut(lut: LUT, samples: int = 50, seed: int = 1, protocol: MeasurePr
               "change_pct": float((m / c["measured_ms"] - 1.0) * 100.0)}
              for c, m in zip(refs, all_measured[samples:])]
     out["drift"] = drift
+    out.update(split_half(medians[:, :samples]))
     out["drift_pct"] = float(np.median([d["change_pct"] for d in drift])) if len(drift) == 2 else None
+    out["drift_adjusted"] = None if out["drift_pct"] is None else \
+        error_metrics(np.asarray(predicted) * (1.0 + out["drift_pct"] / 100.0), measured)
     out.update(backend=lut.backend, threads=lut.threads, batch=lut.batch, width=lut.width,
                resolution=lut.resolution, seed=seed, rounds=rounds, correction={"a": lut.correction[0], "b": lut.correction[1]})
     out["rows"] = [{"arch": a.to_legacy(), "predicted_ms": float(p), "measured_ms": float(m), "iqr_ms": float(q)}
