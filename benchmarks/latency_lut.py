@@ -166,13 +166,14 @@ def markdown(results: list[dict], rows: list[dict], summary: dict, args: argpars
              "Kendall tau between the medians of the odd and the even validation rounds (the measurement against "
              "itself: how much rank agreement this machine's noise lets a validation show). Drift-adjusted error: "
              "the predictions scaled by the drift (the table against the machine as fast as it ran during the "
-             "validation). "
+             "validation). Validation divides each timing by the slowdown of a reference network timed around it "
+             "(`pnag latency validate`'s default); tau without reference: the same timings undivided. "
              f"Targets: build <= {TARGETS['build_s']:.0f} s, median |error| <= {TARGETS['median_abs_error_pct']} %, "
              f"Kendall tau >= {TARGETS['kendall_tau']}.", "",
              "| backend | threads | build (s) | median abs err (%) | max abs err (%) | Kendall tau | "
              "sum-only median err (%) | correction a, b (ms) | drift (%) | drift-adjusted median err (%) | round IQR (%) | "
-             "split-half tau | targets met |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "split-half tau | tau without reference | targets met |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         v, u = r["validation"], r["validation"]["uncorrected"]
         ok = (r["build_s"] <= TARGETS["build_s"] and v["median_abs_error_pct"] <= TARGETS["median_abs_error_pct"]
@@ -184,7 +185,8 @@ def markdown(results: list[dict], rows: list[dict], summary: dict, args: argpars
                      f" | {_fmt(v['kendall_tau'], 3)}"
                      f" | {_fmt(u['median_abs_error_pct'])} | {a:.3f}, {b:+.2f}"
                      f" | {_fmt(v.get('drift_pct'), 1)} | {_fmt(_drift_adjusted_pct(v))} | {_fmt(_round_iqr_pct(v), 1)}"
-                     f" | {_fmt(v.get('split_half_tau'), 3)} | {'yes' if ok else 'no'} |")
+                     f" | {_fmt(v.get('split_half_tau'), 3)}"
+                     f" | {_fmt((v.get('unreferenced') or {}).get('kendall_tau'), 3)} | {'yes' if ok else 'no'} |")
     devices = ", ".join(sorted({f"{r['platform']}: {r['device']}" for r in rows}))
     png = args.out.parent / "latency_validation.png"
     shown = png.relative_to(ROOT) if png.is_relative_to(ROOT) else png

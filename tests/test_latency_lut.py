@@ -22,7 +22,7 @@ from pnag.latency import (LUT, MeasureProtocol, error_metrics, get_latency_sourc
                           profile_lut, validate_lut)
 from pnag.latency.backends import TorchBackend
 from pnag.latency.lut import FORMAT, VERSION, calibration_archs, entry_module, fit_correction, lut_keys
-from pnag.latency.validate import split_half, time_networks_in_rounds
+from pnag.latency.validate import reference_arch, speed_factors, split_half, time_networks_in_rounds
 from pnag.nn.mobilenetv3 import layer_specs
 from pnag.space.mbv3 import MBV3Arch, MBV3Space
 
@@ -127,6 +127,16 @@ def test_split_half_by_hand():
     assert split_half(m[:1]) == {"split_half_tau": None, "split_half_diff_pct": None}
 
 
+def test_speed_factors_by_hand():
+    # the reference read 10 ms before network 0, 20 between 0 and 1, 10 after 1; next round 10, 10, 10
+    probes = np.array([[10.0, 20.0, 10.0],
+                       [10.0, 10.0, 10.0]])
+    f = speed_factors(probes)  # median reading 10: mean of the readings around each timing / 10
+    np.testing.assert_allclose(f, [[1.5, 1.5], [1.0, 1.0]])
+    # a network timed in a slow spell reads slow by the same factor as the reference around it
+    assert 30.0 / f[0, 0] == pytest.approx(20.0)
+
+
 class _Interrupting(TorchBackend):
     """Counts timed passes (with TINY: one per entry and round); raises KeyboardInterrupt (as Ctrl-C
     would) before pass ``stop_at``. Counts the runners it opened too."""
@@ -204,6 +214,10 @@ def test_profile_interrupted_then_resumed_measures_only_the_rest(tmp_path, monke
     for r in res["rows"]:
         assert r["predicted_ms"] == pytest.approx(lut.predict_ms(r["arch"])) and r["measured_ms"] > 0
     assert res["rounds"] == 10  # twice the table's own interleaved rounds by default
+    # by default timings are divided by the reference network's slowdown; the plain figures are kept
+    assert res["reference"]["arch"] == reference_arch(1.0, 128).to_legacy() and res["reference"]["median_ms"] > 0
+    assert res["reference"]["spread_pct"] >= 0 and -1.0 <= res["unreferenced"]["kendall_tau"] <= 1.0
+    assert res["unreferenced"]["median_abs_error_pct"] >= 0 and "split_half_tau" in res["unreferenced"]
     assert -1.0 <= res["split_half_tau"] <= 1.0 and res["split_half_diff_pct"] >= 0
     # drift: the smallest and the largest calibration network re-measured, reported against their profiled values
     assert [d["arch"] for d in res["drift"]] == [c["arch"] for c in done["calibration"]["archs"][:2]]
@@ -221,8 +235,15 @@ def test_profile_interrupted_then_resumed_measures_only_the_rest(tmp_path, monke
         counting.calls = 0
         time_networks_in_rounds(lut_counting, MBV3Space(1.0, 128).sample(2, seed=1), share, rounds, progress=False)
         assert counting.calls == rounds * 2 * 2
+    # with a reference: it is read before each round and after every network, 1 warm-up + 3 passes each time
+    counting.calls = 0
+    med, probes = time_networks_in_rounds(lut_counting, MBV3Space(1.0, 128).sample(2, seed=1), share, 3,
+                                          progress=False, reference=reference_arch(1.0, 128))
+    assert med.shape == (3, 2) and probes.shape == (3, 3) and (probes > 0).all()
+    assert counting.calls == 3 * 2 * 2 + 3 * 3 * 4
     monkeypatch.undo()
-    assert validate_lut(lut, samples=2, seed=4, protocol=TINY, progress=False, rounds=2)["rounds"] == 2
+    plain = validate_lut(lut, samples=2, seed=4, protocol=TINY, progress=False, rounds=2, reference=False)
+    assert plain["rounds"] == 2 and plain["reference"] is None and plain["unreferenced"] is None
     with pytest.raises(PnagError, match="rounds: 0"):
         validate_lut(lut, samples=3, seed=4, protocol=TINY, progress=False, rounds=0)
     # another setting on the same file is refused, naming the field
@@ -268,6 +289,7 @@ def test_profile_killed_in_a_subprocess_resumes(tmp_path):
     assert "Kendall tau" in v.stdout and "2 interleaved rounds" in v.stdout
     assert "odd vs even rounds" in v.stdout and "machine drift since profiling" in v.stdout
     assert "with the predictions scaled by it: median |err|" in v.stdout
+    assert "reference network: the machine's speed moved by" in v.stdout
 
 
 def test_local_lut_is_profiled_once_and_cached(tmp_path, monkeypatch):

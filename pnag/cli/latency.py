@@ -81,7 +81,8 @@ def _validate(args: argparse.Namespace) -> int:
     from ..latency import load_lut, validate_lut
 
     lut = load_lut(args.lut)
-    res = validate_lut(lut, samples=args.samples, seed=args.seed, progress=_progress(args), rounds=args.rounds)
+    res = validate_lut(lut, samples=args.samples, seed=args.seed, progress=_progress(args), rounds=args.rounds,
+                       reference=not args.no_reference)
     if args.plot:
         _plot_validation(res, args.plot)
     if args.json:
@@ -95,6 +96,12 @@ def _validate(args: argparse.Namespace) -> int:
                     ["prediction", "median |err| (%)", "max |err| (%)", "Kendall tau"]))
         print(f"n={res['n']} random archs (seed {res['seed']}), {res['backend']}, {res['threads']} thread(s), "
               f"width {res['width']}, resolution {res['resolution']}, {res['rounds']} interleaved rounds")
+        if res["reference"] is not None:
+            ref, plain = res["reference"], res["unreferenced"]
+            half = "" if plain["split_half_tau"] is None else f", split-half tau {plain['split_half_tau']:.3f}"
+            print(f"reference network: the machine's speed moved by {ref['spread_pct']:.1f} % (IQR) during the "
+                  f"validation; timings divided by it (without: median |err| {plain['median_abs_error_pct']:.2f} %, "
+                  f"Kendall tau {plain['kendall_tau']:.3f}{half})")
         if res["split_half_tau"] is not None:
             print(f"measurement vs itself (odd vs even rounds): Kendall tau {res['split_half_tau']:.3f}, median "
                   f"difference {res['split_half_diff_pct']:.2f} % (this machine's noise now: even a perfect "
@@ -210,6 +217,9 @@ def register(subparsers) -> None:
                    help="interleaved measurement rounds over all archs; each arch's latency is the median of its "
                         "round medians; each round times every arch for the table's per-round share of its "
                         "network protocol, so more rounds measure longer (default: twice the table's own rounds)")
+    v.add_argument("--no-reference", action="store_true",
+                   help="do not time the reference network between the others (by default each timing is divided "
+                        "by the machine's slowdown the reference shows around it)")
     v.add_argument("--plot", metavar="PNG", default=None, help="also write a predicted-vs-measured scatter plot")
     v.add_argument("--no-progress", action="store_true", help="no progress bar")
     v.add_argument("--json", action="store_true", help="print the metrics and per-arch rows as JSON")

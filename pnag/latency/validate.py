@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import PnagError
 from ..nn.mobilenetv3 import MobileNetV3
-from ..space.mbv3 import MBV3Space
+from ..space.mbv3 import N_UNITS, MBV3Arch, MBV3Space
 from .backends import get_backend
 from .lut import DEFAULT_ROUNDS, LUT, NETWORK_PROTOCOL, _no_progress, _per_round
 from .measure import MeasureProtocol, runner_pool, time_runs
@@ -48,13 +48,39 @@ def split_half(round_medians: np.ndarray) -> dict:
             "split_half_diff_pct": float(np.median(np.abs(a - b) / ((a + b) / 2)) * 100.0)}
 
 
+# The reference network timed between the networks of a validation (see time_networks_in_rounds):
+# a short look at the machine's speed, a few passes, no long warm-up (its runner stays open).
+REFERENCE_PROTOCOL = MeasureProtocol(warmup=1, runs=3, min_time_s=0.0)
+
+
+def reference_arch(width: float, resolution: int) -> MBV3Arch:
+    """The network a validation times between the others to follow the machine's speed: the middle
+    of the space (depth 3, kernel 5, expand 4 in every unit)."""
+    return MBV3Arch((3,) * N_UNITS, (5, 5, 5, 0) * N_UNITS, (4, 4, 4, 0) * N_UNITS, width, resolution)
+
+
+def speed_factors(probe_ms: np.ndarray) -> np.ndarray:
+    """How slow the machine ran around each timing, from the reference network timed before the
+    first network of each round and after every network: ``probe_ms (rounds, n + 1)`` (ms, in time
+    order) -> ``(rounds, n)``, the mean of the reference's reading just before and just after
+    network ``i`` divided by the median of all its readings (1.0: the validation's typical speed;
+    2.0: the machine ran at half speed while network ``i`` was timed)."""
+    p = np.asarray(probe_ms, dtype=np.float64)
+    return (p[:, :-1] + p[:, 1:]) / 2.0 / float(np.median(p))
+
+
 def time_networks_in_rounds(lut: LUT, archs: list, protocol: MeasureProtocol | None, rounds: int,
-                            progress: bool | None = None) -> np.ndarray:
+                            progress: bool | None = None, reference: Any = None) -> np.ndarray:
     """Time the whole networks of ``archs`` with ``lut``'s backend, threads, batch and resolution in
     ``rounds`` interleaved rounds: every network once per round, each time for the table's
     per-round share of ``protocol`` (``1 / the table's rounds`` of its passes and time, the full
     warm-up; None: the protocol the table's calibration networks were timed with), so that more
-    rounds mean more measurement. Returns the round medians, ms ``(rounds, len(archs))``."""
+    rounds mean more measurement. Returns the round medians, ms ``(rounds, len(archs))``.
+
+    With a ``reference`` architecture, the reference network is also timed briefly
+    (:data:`REFERENCE_PROTOCOL`) before each round's first network and after every network, and
+    the call returns ``(round medians, reference readings (rounds, len(archs) + 1))``, both in ms and
+    unscaled (:func:`speed_factors` turns the readings into each timing's slowdown)."""
     from tqdm import tqdm
 
     be = get_backend(lut.backend)
@@ -65,29 +91,47 @@ def time_networks_in_rounds(lut: LUT, archs: list, protocol: MeasureProtocol | N
     nets = [MobileNetV3(a) for a in archs]
     shape = (lut.batch, 3, lut.resolution, lut.resolution)
     medians = np.zeros((rounds, len(nets)))
+    probes = np.zeros((rounds, len(nets) + 1))
     bar = tqdm(total=rounds * len(nets), desc=f"validate {lut.backend}", unit="net", disable=_no_progress(progress),
                leave=False)
     with runner_pool(be, lut.threads) as runner:
+        probe = None if reference is None else runner("reference", lambda: MobileNetV3(reference), shape)
         for r in range(rounds):
+            if probe is not None:
+                probes[r, 0] = float(np.median(time_runs(probe, REFERENCE_PROTOCOL)))
             for i, net in enumerate(nets):
                 medians[r, i] = float(np.median(time_runs(runner(i, lambda net=net: net, shape), per_round)))
+                if probe is not None:
+                    probes[r, i + 1] = float(np.median(time_runs(probe, REFERENCE_PROTOCOL)))
                 bar.update(1)
     bar.close()
-    return medians
+    return medians if reference is None else (medians, probes)
 
 
 def validate_lut(lut: LUT, samples: int = 50, seed: int = 1, protocol: MeasureProtocol | None = None,
-                 progress: bool | None = None, rounds: int | None = None) -> dict:
+                 progress: bool | None = None, rounds: int | None = None, reference: bool = True) -> dict:
     """Measure ``samples`` random architectures (drawn with ``seed``) end to end with the table's own
     backend, threads, batch, width and resolution (and, unless ``protocol`` is given, the protocol
     its calibration networks were timed with), and compare with the table's predictions.
 
     The networks are measured in ``rounds`` interleaved rounds (default: :data:`VALIDATION_ROUND_FACTOR`
     times the table's own; every network once per round, each time for the table's per-round share
-    of the protocol) and each network's latency is the median of its round medians. A slow spell of the machine (another
-    tenant, a frequency drop) then touches one round of many networks instead of every measurement
-    of a few: on this project's shared VM, back-to-back measurement put a separate cluster of
+    of the protocol) and each network's latency is the median of its round medians. A slow spell of
+    the machine (another tenant, a frequency drop) then touches one round of many networks instead
+    of every measurement of a few: on this project's shared VM, back-to-back measurement put a separate cluster of
     networks 20-60 % above the table while the rest sat on it.
+
+    Reference (default on). The machine's speed moves in spells longer than one timing and shorter
+    than a round: on this project's VM a network's runs within one timing varied by 4 % (CV) and its
+    round medians by 14 %, one round running 50 % slow throughout. So a reference network (the
+    middle of the space, :func:`reference_arch`) is timed briefly before each round and after
+    every network, and each round median is divided by the reference's slowdown around it
+    (:func:`speed_factors`): the latencies are those of the machine at its typical speed during
+    the validation. Measured on that VM (BENCHMARKS.md): round IQR 22.5 -> 10.8 %, split-half tau
+    0.30 -> 0.69, tau against the table 0.67 -> 0.82. It costs about a third more time.
+    ``reference`` reports the reference (arch, median ms, ``spread_pct``: the interquartile range
+    of its readings, % of their median: how much the machine's speed moved) and ``unreferenced``
+    the errors, tau and split half of the same timings without the division.
 
     Drift. The table's first two calibration networks (the smallest and the largest of the space)
     are measured again in the same rounds. ``drift_pct`` is the median of their change since
@@ -106,8 +150,9 @@ def validate_lut(lut: LUT, samples: int = 50, seed: int = 1, protocol: MeasurePr
     Returns a dict with ``n``, ``median_abs_error_pct``, ``max_abs_error_pct``, ``mean_abs_error_pct``
     (% of measured), ``kendall_tau``, ``spearman_rho``, the same errors without the correction
     (``uncorrected``), ``drift_pct`` (None for a table without two calibration networks) and
-    ``drift`` (per reference network), ``drift_adjusted`` (None without drift), ``split_half_tau`` and ``split_half_diff_pct``, the table's
-    settings, and ``rows`` (arch, predicted_ms, measured_ms, iqr_ms).
+    ``drift`` (per calibration network re-measured), ``drift_adjusted`` (None without drift),
+    ``split_half_tau`` and ``split_half_diff_pct``, ``reference`` and ``unreferenced`` (None with
+    ``reference=False``), the table's settings, and ``rows`` (arch, predicted_ms, measured_ms, iqr_ms).
     """
     if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 2:
         raise PnagError(f"samples: {samples!r} is not allowed; allowed: an integer >= 2")
@@ -122,7 +167,17 @@ def validate_lut(lut: LUT, samples: int = 50, seed: int = 1, protocol: MeasurePr
     raw = lut.table_sum_ms(archs)
     refs = [c for c in lut.calibration[:2] if "measured_ms" in c]
     ref_archs = [space.coerce(c["arch"]) for c in refs]
-    medians = time_networks_in_rounds(lut, list(archs) + ref_archs, protocol, rounds, progress)
+    timed = list(archs) + ref_archs
+    ref_info = unreferenced = None
+    if reference:
+        ref = reference_arch(lut.width, lut.resolution)
+        plain, probes = time_networks_in_rounds(lut, timed, protocol, rounds, progress, reference=ref)
+        medians = plain / speed_factors(probes)
+        ref_info = {"arch": ref.to_legacy(), "median_ms": float(np.median(probes)),
+                    "spread_pct": float((np.percentile(probes, 75) - np.percentile(probes, 25)) / np.median(probes) * 100)}
+        unreferenced = dict(error_metrics(predicted, np.median(plain, axis=0)[:samples]), **split_half(plain[:, :samples]))
+    else:
+        medians = time_networks_in_rounds(lut, timed, protocol, rounds, progress)
     all_measured = np.median(medians, axis=0)
     measured = all_measured[:samples].tolist()
     iqr = (np.percentile(medians, 75, axis=0) - np.percentile(medians, 25, axis=0))[:samples].tolist()
@@ -132,6 +187,7 @@ def validate_lut(lut: LUT, samples: int = 50, seed: int = 1, protocol: MeasurePr
               "change_pct": float((m / c["measured_ms"] - 1.0) * 100.0)}
              for c, m in zip(refs, all_measured[samples:])]
     out["drift"] = drift
+    out["reference"], out["unreferenced"] = ref_info, unreferenced
     out.update(split_half(medians[:, :samples]))
     out["drift_pct"] = float(np.median([d["change_pct"] for d in drift])) if len(drift) == 2 else None
     out["drift_adjusted"] = None if out["drift_pct"] is None else \
