@@ -127,8 +127,10 @@ def validate_lut(lut: LUT, samples: int = 50, seed: int = 1, protocol: MeasurePr
     middle of the space, :func:`reference_arch`) is timed briefly before each round and after
     every network, and each round median is divided by the reference's slowdown around it
     (:func:`speed_factors`): the latencies are those of the machine at its typical speed during
-    the validation. Measured on that VM (BENCHMARKS.md): round IQR 22.5 -> 10.8 %, split-half tau
-    0.30 -> 0.69, tau against the table 0.67 -> 0.82. It costs about a third more time.
+    the validation. Measured on that VM (BENCHMARKS.md): in one validation round IQR 22.5 -> 10.8 %,
+    split-half tau 0.30 -> 0.69, tau against the table 0.67 -> 0.82; in another tau 0.76 -> 0.79;
+    beside a job of ours on the other core (faster contention) tau 0.92 -> 0.90. It costs about a
+    third more time.
     ``reference`` reports the reference (arch, median ms, ``spread_pct``: the interquartile range
     of its readings, % of their median: how much the machine's speed moved) and ``unreferenced``
     the errors, tau and split half of the same timings without the division.
