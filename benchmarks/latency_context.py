@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     space = MBV3Space(lut.width, lut.resolution)
     cal = [c for c in lut.calibration if "measured_ms" in c]
     archs = [space.coerce(c["arch"]) for c in cal] + space.sample(args.random, seed=args.seed)
-    now = np.median(time_networks_in_rounds(lut, archs, None, args.rounds), axis=0)
+    now = np.median(time_networks_in_rounds(lut, archs, None, args.rounds)[0], axis=0)
     pred = np.asarray(lut.predict_many(archs))
     n = len(cal)
     then = np.array([c["measured_ms"] for c in cal])

@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from pnag import zoo  # noqa: E402
 from pnag._io import atomic_open, write_json_atomic, write_text_atomic  # noqa: E402
-from pnag.latency import (MeasureProtocol, get_latency_source, profile_lut, validate_lut)  # noqa: E402
+from pnag.latency import (MeasureProtocol, error_metrics, get_latency_source, profile_lut, validate_lut)  # noqa: E402
 from pnag.latency.backends import cpu_model  # noqa: E402
 from pnag.latency.measure import available_cores  # noqa: E402
 from pnag.latency.sources import cache_dir  # noqa: E402
@@ -71,8 +71,7 @@ def _drift_adjusted_pct(v: dict) -> float | None:
     if v.get("drift_adjusted"):
         return float(v["drift_adjusted"]["median_abs_error_pct"])
     p = np.array([r["predicted_ms"] for r in v["rows"]]) * (1 + v["drift_pct"] / 100)
-    m = np.array([r["measured_ms"] for r in v["rows"]])
-    return float(np.median(np.abs(p - m) / m * 100))
+    return error_metrics(p, [r["measured_ms"] for r in v["rows"]])["median_abs_error_pct"]
 
 
 def run_config(backend: str, threads: int, args: argparse.Namespace, work: Path) -> dict:

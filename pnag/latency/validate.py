@@ -70,17 +70,19 @@ def speed_factors(probe_ms: np.ndarray) -> np.ndarray:
 
 
 def time_networks_in_rounds(lut: LUT, archs: list, protocol: MeasureProtocol | None, rounds: int,
-                            progress: bool | None = None, reference: Any = None) -> np.ndarray:
+                            progress: bool | None = None,
+                            reference: MBV3Arch | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """Time the whole networks of ``archs`` with ``lut``'s backend, threads, batch and resolution in
     ``rounds`` interleaved rounds: every network once per round, each time for the table's
     per-round share of ``protocol`` (``1 / the table's rounds`` of its passes and time, the full
     warm-up; None: the protocol the table's calibration networks were timed with), so that more
-    rounds mean more measurement. Returns the round medians, ms ``(rounds, len(archs))``.
+    rounds mean more measurement.
 
     With a ``reference`` architecture, the reference network is also timed briefly
-    (:data:`REFERENCE_PROTOCOL`) before each round's first network and after every network, and
-    the call returns ``(round medians, reference readings (rounds, len(archs) + 1))``, both in ms and
-    unscaled (:func:`speed_factors` turns the readings into each timing's slowdown)."""
+    (:data:`REFERENCE_PROTOCOL`) before each round's first network and after every network.
+    Returns ``(round medians (rounds, len(archs)), reference readings (rounds, len(archs) + 1) or
+    None)``, both in ms and unscaled (:func:`speed_factors` turns the readings into each timing's
+    slowdown)."""
     from tqdm import tqdm
 
     be = get_backend(lut.backend)
@@ -91,7 +93,7 @@ def time_networks_in_rounds(lut: LUT, archs: list, protocol: MeasureProtocol | N
     nets = [MobileNetV3(a) for a in archs]
     shape = (lut.batch, 3, lut.resolution, lut.resolution)
     medians = np.zeros((rounds, len(nets)))
-    probes = np.zeros((rounds, len(nets) + 1))
+    probes = None if reference is None else np.zeros((rounds, len(nets) + 1))
     bar = tqdm(total=rounds * len(nets), desc=f"validate {lut.backend}", unit="net", disable=_no_progress(progress),
                leave=False)
     with runner_pool(be, lut.threads) as runner:
@@ -105,7 +107,7 @@ def time_networks_in_rounds(lut: LUT, archs: list, protocol: MeasureProtocol | N
                     probes[r, i + 1] = float(np.median(time_runs(probe, REFERENCE_PROTOCOL)))
                 bar.update(1)
     bar.close()
-    return medians if reference is None else (medians, probes)
+    return medians, probes
 
 
 def validate_lut(lut: LUT, samples: int = 50, seed: int = 1, protocol: MeasureProtocol | None = None,
@@ -167,19 +169,16 @@ def validate_lut(lut: LUT, samples: int = 50, seed: int = 1, protocol: MeasurePr
     archs = space.sample(samples, seed=seed)
     predicted = lut.predict_many(archs)
     raw = lut.table_sum_ms(archs)
-    refs = [c for c in lut.calibration[:2] if "measured_ms" in c]
-    ref_archs = [space.coerce(c["arch"]) for c in refs]
-    timed = list(archs) + ref_archs
+    drift_nets = [c for c in lut.calibration[:2] if "measured_ms" in c]  # re-measured to report the drift
+    timed = list(archs) + [space.coerce(c["arch"]) for c in drift_nets]
+    ref = reference_arch(lut.width, lut.resolution) if reference else None
+    plain, probes = time_networks_in_rounds(lut, timed, protocol, rounds, progress, reference=ref)
+    medians = plain if probes is None else plain / speed_factors(probes)
     ref_info = unreferenced = None
-    if reference:
-        ref = reference_arch(lut.width, lut.resolution)
-        plain, probes = time_networks_in_rounds(lut, timed, protocol, rounds, progress, reference=ref)
-        medians = plain / speed_factors(probes)
+    if probes is not None:
         ref_info = {"arch": ref.to_legacy(), "median_ms": float(np.median(probes)),
                     "spread_pct": float((np.percentile(probes, 75) - np.percentile(probes, 25)) / np.median(probes) * 100)}
         unreferenced = dict(error_metrics(predicted, np.median(plain, axis=0)[:samples]), **split_half(plain[:, :samples]))
-    else:
-        medians = time_networks_in_rounds(lut, timed, protocol, rounds, progress)
     all_measured = np.median(medians, axis=0)
     measured = all_measured[:samples].tolist()
     iqr = (np.percentile(medians, 75, axis=0) - np.percentile(medians, 25, axis=0))[:samples].tolist()
@@ -187,7 +186,7 @@ def validate_lut(lut: LUT, samples: int = 50, seed: int = 1, protocol: MeasurePr
     out["uncorrected"] = error_metrics(raw, measured)
     drift = [{"arch": c["arch"], "profiled_ms": float(c["measured_ms"]), "now_ms": float(m),
               "change_pct": float((m / c["measured_ms"] - 1.0) * 100.0)}
-             for c, m in zip(refs, all_measured[samples:])]
+             for c, m in zip(drift_nets, all_measured[samples:])]
     out["drift"] = drift
     out["reference"], out["unreferenced"] = ref_info, unreferenced
     out.update(split_half(medians[:, :samples]))
