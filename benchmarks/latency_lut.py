@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from pnag import zoo  # noqa: E402
 from pnag._io import atomic_open, write_json_atomic, write_text_atomic  # noqa: E402
-from pnag.latency import (MeasureProtocol, error_metrics, get_latency_source, profile_lut, validate_lut)  # noqa: E402
+from pnag.latency import (MeasureProtocol, get_latency_source, profile_lut, validate_lut)  # noqa: E402
 from pnag.latency.backends import cpu_model  # noqa: E402
 from pnag.latency.measure import available_cores  # noqa: E402
 from pnag.latency.sources import cache_dir  # noqa: E402
@@ -63,17 +63,6 @@ def _round_iqr_pct(v: dict) -> float:
     return float(np.median([r["iqr_ms"] / r["measured_ms"] * 100.0 for r in v["rows"]]))
 
 
-def _drift_adjusted_pct(v: dict) -> float | None:
-    """Median |error| (%) of the predictions scaled by the validation's drift (``drift_adjusted`` of
-    ``validate_lut``; computed from the rows for a validation saved before it was reported)."""
-    if v.get("drift_pct") is None:
-        return None
-    if v.get("drift_adjusted"):
-        return float(v["drift_adjusted"]["median_abs_error_pct"])
-    p = np.array([r["predicted_ms"] for r in v["rows"]]) * (1 + v["drift_pct"] / 100)
-    return error_metrics(p, [r["measured_ms"] for r in v["rows"]])["median_abs_error_pct"]
-
-
 def run_config(backend: str, threads: int, args: argparse.Namespace, work: Path) -> dict:
     quick = MeasureProtocol(warmup=1, runs=2, min_time_s=0.0) if args.quick else None
     out = work / f"lut-{backend}-t{threads}-w{args.width}-r{args.resolution}{'-quick' if args.quick else ''}.json"
@@ -84,7 +73,9 @@ def run_config(backend: str, threads: int, args: argparse.Namespace, work: Path)
     saved = out.with_name(out.stem + "-validation.json")  # kept, so that a re-run resumes (and re-renders)
     res = json.loads(saved.read_text()) if saved.is_file() else None
     this_table = {"a": lut.correction[0], "b": lut.correction[1]}  # a re-profiled table has another fit
-    if not res or res.get("n") != args.samples or res.get("seed") != args.seed or res.get("correction") != this_table:
+    # a validation saved by an older pnag lacks figures the report shows (split half, drift-adjusted): redo it
+    if not res or res.get("n") != args.samples or res.get("seed") != args.seed or res.get("correction") != this_table \
+            or "split_half_tau" not in res:
         res = validate_lut(lut, samples=args.samples, seed=args.seed, progress=None, protocol=quick)
         write_json_atomic(saved, res)
     return {"backend": backend, "threads": threads, "file": str(out), "build_s": float(lut.data["profile_s"]),
@@ -183,7 +174,7 @@ def markdown(results: list[dict], rows: list[dict], summary: dict, args: argpars
                      f" | {_fmt(v['median_abs_error_pct'])} | {_fmt(v['max_abs_error_pct'])}"
                      f" | {_fmt(v['kendall_tau'], 3)}"
                      f" | {_fmt(u['median_abs_error_pct'])} | {a:.3f}, {b:+.2f}"
-                     f" | {_fmt(v.get('drift_pct'), 1)} | {_fmt(_drift_adjusted_pct(v))} | {_fmt(_round_iqr_pct(v), 1)}"
+                     f" | {_fmt(v.get('drift_pct'), 1)} | {_fmt((v['drift_adjusted'] or {}).get('median_abs_error_pct'))} | {_fmt(_round_iqr_pct(v), 1)}"
                      f" | {_fmt(v.get('split_half_tau'), 3)}"
                      f" | {_fmt((v.get('unreferenced') or {}).get('kendall_tau'), 3)} | {'yes' if ok else 'no'} |")
     devices = ", ".join(sorted({f"{r['platform']}: {r['device']}" for r in rows}))

@@ -176,8 +176,8 @@ def validate_lut(lut: LUT, samples: int = 50, seed: int = 1, protocol: MeasurePr
     medians = plain if probes is None else plain / speed_factors(probes)
     ref_info = unreferenced = None
     if probes is not None:
-        ref_info = {"arch": ref.to_legacy(), "median_ms": float(np.median(probes)),
-                    "spread_pct": float((np.percentile(probes, 75) - np.percentile(probes, 25)) / np.median(probes) * 100)}
+        p25, p50, p75 = np.percentile(probes, [25, 50, 75])
+        ref_info = {"arch": ref.to_legacy(), "median_ms": float(p50), "spread_pct": float((p75 - p25) / p50 * 100)}
         unreferenced = dict(error_metrics(predicted, np.median(plain, axis=0)[:samples]), **split_half(plain[:, :samples]))
     all_measured = np.median(medians, axis=0)
     measured = all_measured[:samples].tolist()
