@@ -21,8 +21,9 @@ from pnag.errors import DataError, PnagError
 from pnag.latency import (LUT, MeasureProtocol, error_metrics, get_latency_source, load_lut, local_lut, lut_entries,
                           profile_lut, validate_lut)
 from pnag.latency.backends import TorchBackend
+from pnag.latency.measure import time_runs
 from pnag.latency.lut import FORMAT, VERSION, calibration_archs, entry_module, fit_correction, lut_keys
-from pnag.latency.validate import reference_arch, speed_factors, split_half, time_networks_in_rounds
+from pnag.latency.validate import REFERENCE_PROTOCOL, reference_arch, speed_factors, split_half, time_networks_in_rounds
 from pnag.nn.mobilenetv3 import layer_specs
 from pnag.space.mbv3 import MBV3Arch, MBV3Space
 
@@ -137,6 +138,15 @@ def test_speed_factors_by_hand():
     assert 30.0 / f[0, 0] == pytest.approx(20.0)
 
 
+def test_reference_reading_covers_at_least_50_ms():
+    # a fast reference (4 ms a pass) is timed past its cold first passes: 5 warm-up passes, then 13 timed (52 ms)
+    calls = []
+    times = time_runs(lambda: calls.append(1) or 4.0, REFERENCE_PROTOCOL)
+    assert len(calls) == 5 + 13 and len(times) == 13 and times.sum() >= 50.0
+    # a slow one (20 ms a pass) still takes its 3 passes
+    assert len(time_runs(lambda: 20.0, REFERENCE_PROTOCOL)) == 3
+
+
 class _Interrupting(TorchBackend):
     """Counts timed passes (with TINY: one per entry and round); raises KeyboardInterrupt (as Ctrl-C
     would) before pass ``stop_at``. Counts the runners it opened too."""
@@ -235,7 +245,8 @@ def test_profile_interrupted_then_resumed_measures_only_the_rest(tmp_path, monke
         counting.calls = 0
         time_networks_in_rounds(lut_counting, MBV3Space(1.0, 128).sample(2, seed=1), share, rounds, progress=False)
         assert counting.calls == rounds * 2 * 2
-    # with a reference: it is read before each round and after every network, 1 warm-up + 3 passes each time
+    # with a reference: it is read before each round and after every network (here 1 warm-up + 3 passes each time)
+    monkeypatch.setattr("pnag.latency.validate.REFERENCE_PROTOCOL", MeasureProtocol(warmup=1, runs=3, min_time_s=0.0))
     counting.calls = 0
     med, probes = time_networks_in_rounds(lut_counting, MBV3Space(1.0, 128).sample(2, seed=1), share, 3,
                                           progress=False, reference=reference_arch(1.0, 128))

@@ -49,8 +49,14 @@ def split_half(round_medians: np.ndarray) -> dict:
 
 
 # The reference network timed between the networks of a validation (see time_networks_in_rounds):
-# a short look at the machine's speed, a few passes, no long warm-up (its runner stays open).
-REFERENCE_PROTOCOL = MeasureProtocol(warmup=1, runs=3, min_time_s=0.0)
+# a short look at the machine's speed, with the warm-up each network's timing gets (5 passes), then
+# at least 3 passes and 50 ms. Right after another network the reference runs cold (and with
+# onnxruntime on every core, the other session's threads still spin): with 1 warm-up pass and 3
+# timed ones, a 4 ms onnxruntime x2 reference read 8.7 ms (median) with a 27 % spread and dividing
+# by it put that noise into the timings (Kendall tau against the table 0.925 -> 0.718); with 1
+# warm-up pass and 50 ms its spread was still 57 % in another validation (tau 0.918 -> 0.605).
+# Measured on this project's VM, BENCHMARKS.md.
+REFERENCE_PROTOCOL = MeasureProtocol(warmup=5, runs=3, min_time_s=0.05)
 
 
 def reference_arch(width: float, resolution: int) -> MBV3Arch:
@@ -131,8 +137,9 @@ def validate_lut(lut: LUT, samples: int = 50, seed: int = 1, protocol: MeasurePr
     (:func:`speed_factors`): the latencies are those of the machine at its typical speed during
     the validation. Measured on that VM (BENCHMARKS.md): in one validation round IQR 22.5 -> 10.8 %,
     split-half tau 0.30 -> 0.69, tau against the table 0.67 -> 0.82; in another tau 0.76 -> 0.79;
-    beside a job of ours on the other core (faster contention) tau 0.92 -> 0.90. It costs about a
-    third more time.
+    beside a job of ours on the other core (faster contention) tau 0.92 -> 0.90. The reference is
+    read with a network's warm-up (:data:`REFERENCE_PROTOCOL`): read cold, it divided noise in. With
+    it, 50 networks took 6.5-8 minutes to validate on that VM's Intel host.
     ``reference`` reports the reference (arch, median ms, ``spread_pct``: the interquartile range
     of its readings, % of their median: how much the machine's speed moved) and ``unreferenced``
     the errors, tau and split half of the same timings without the division.
