@@ -21,8 +21,8 @@ from pnag.errors import DataError, PnagError
 from pnag.latency import (LUT, MeasureProtocol, error_metrics, get_latency_source, load_lut, local_lut, lut_entries,
                           profile_lut, validate_lut)
 from pnag.latency.backends import TorchBackend
-from pnag.latency.measure import time_runs
 from pnag.latency.lut import FORMAT, VERSION, calibration_archs, entry_module, fit_correction, lut_keys
+from pnag.latency.measure import time_runs
 from pnag.latency.validate import REFERENCE_PROTOCOL, reference_arch, speed_factors, split_half, time_networks_in_rounds
 from pnag.nn.mobilenetv3 import layer_specs
 from pnag.space.mbv3 import MBV3Arch, MBV3Space
