@@ -49,15 +49,11 @@ def split_half(round_medians: np.ndarray) -> dict:
 
 
 # The reference network timed between the networks of a validation (see time_networks_in_rounds):
-# a short look at the machine's speed, with the warm-up each network's timing gets (5 passes), then
-# at least 3 passes and 50 ms. Right after another network the reference runs cold (caches; with
-# onnxruntime on every core perhaps also the other session's threads still spinning, not measured
-# apart): with 1 warm-up pass and 3 timed ones, a 4 ms onnxruntime x2 reference read 8.7 ms
-# (median) with a 27 % spread and dividing by it put that noise into the timings (Kendall tau
-# against the table 0.925 -> 0.718); with 1 warm-up pass and 50 ms its spread was still 57 % in
-# another validation (tau 0.918 -> 0.605), with 5 warm-up passes 6.9 % (tau 0.930 -> 0.940).
-# Measured on this project's VM, BENCHMARKS.md.
-REFERENCE_PROTOCOL = MeasureProtocol(warmup=5, runs=3, min_time_s=0.05)
+# a short look at the machine's speed, warmed up as each network's timing is, then at least 3 passes
+# and 50 ms. With 1 warm-up pass right after another network (then 3 passes, or 50 ms), a 4 ms
+# onnxruntime x2 reference read cold, spread 27-57 % and dividing by it added that noise (tau
+# against the table 0.918 -> 0.605); warmed up, 6.9 % (0.930 -> 0.940). Measured on this project's VM, BENCHMARKS.md.
+REFERENCE_PROTOCOL = MeasureProtocol(warmup=NETWORK_PROTOCOL.warmup, runs=3, min_time_s=0.05)
 
 
 def reference_arch(width: float, resolution: int) -> MBV3Arch:
