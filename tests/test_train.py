@@ -131,7 +131,7 @@ def test_config_mismatch_and_bad_configs(patched, tmp_path):
         train(syn.tiny_config(), tmp_path / "junk", progress=False)
     for bad in (dict(budgets=(5, 2)), dict(reward="best"), dict(space="darts"), dict(steps=0),
                 dict(eval_budget=-1), dict(train_samples=1), dict(eval_parents=-1),
-                dict(choice_parents=-1), dict(choice_pessimism=-1.0), dict(pessimism=float("nan")),
+                dict(choice_parents=-1), dict(choice_calibration=-1), dict(choice_pessimism=-1.0), dict(pessimism=float("nan")),
                 dict(predictor_target="log")):
         with pytest.raises(PnagError):
             syn.tiny_config(**bad)
@@ -223,3 +223,45 @@ def test_latency_learned_from_samples(patched, tmp_path):
     assert all(g.predicted_latency_ms <= x + 1e-9 for g, x in zip(gens, b))  # predicted-feasible
     reloaded = Run.load(tmp_path / "run")
     assert [g.arch for g in reloaded.generate(b, samples=4)] == [g.arch for g in gens]
+
+
+def test_calibration_shift_matches_hand_computation(patched, tmp_path):
+    cfg = replace(syn.tiny_config(), choice_calibration=3)
+    train(cfg, tmp_path / "run", progress=False)
+    run = Run.load(tmp_path / "run")  # the out-of-bag predictions survive saving and loading
+    oob = run.models.acc_pred.oob_pred
+    acc, lat = run.data["accuracy"].numpy(), run.data["latency"].numpy()
+    assert oob is not None and len(oob) == len(acc) and np.isfinite(oob).mean() > 0.3
+    budgets = np.quantile(lat, [0.1, 0.5, 1.0])
+    got = run.calibration_shift(torch.tensor(budgets), run.data["latency"].double()).numpy()
+    for b, g in zip(budgets, got):
+        ok = np.nonzero((lat <= b) & np.isfinite(oob))[0]
+        top = ok[np.argsort(-oob[ok])[:3]]  # the 3 measured archs within b the predictor rates highest
+        assert g == pytest.approx(min(0.0, float(np.mean(acc[top] - oob[top]))))
+    # an over-rating predictor is corrected by exactly its over-rating; an under-rating one is left alone
+    run.models.acc_pred.oob_pred = acc + 2.0
+    assert run.calibration_shift(torch.tensor(budgets), run.data["latency"].double()).numpy() == \
+        pytest.approx([-2.0] * 3)
+    run.models.acc_pred.oob_pred = acc - 2.0
+    assert np.all(run.calibration_shift(torch.tensor(budgets), run.data["latency"].double()).numpy() == 0)
+    # off: no shift, and generate() then picks by the plain lower bound
+    run.config = replace(run.config, choice_calibration=0)
+    run.models.acc_pred.oob_pred = acc + 2.0
+    assert np.all(run.calibration_shift(torch.tensor(budgets), run.data["latency"].double()).numpy() == 0)
+
+
+def test_calibration_shift_lowers_only_unmeasured_candidates(patched, tmp_path):
+    run = train(replace(syn.tiny_config(), choice_calibration=5), tmp_path / "run", progress=False)
+    # from the fastest measured arch up: every budget has a measured candidate
+    budgets = np.linspace(float(run.data["latency"].min()), run.config.budgets[1], 10)
+    space = NB201Space()
+    measured = set(map(tuple, run.data["idx"].tolist()))
+    acc = run.data["accuracy"].numpy()
+    plain = run.models.accuracy
+    run.models.accuracy = lambda idx: (plain(idx)[0] + 50.0, plain(idx)[1])  # over-rates every arch by 50 points
+    run.models.acc_pred.oob_pred = acc - 1.0  # out-of-bag it looks under-rating: no shift, unmeasured archs win
+    assert all(g.origin == "generated" for g in run.generate(budgets))
+    run.models.acc_pred.oob_pred = acc + 50.0  # out-of-bag it shows its over-rating: the measured archs win
+    gens = run.generate(budgets)
+    assert all(g.origin == "measured" for g in gens)
+    assert all(tuple(space.to_indices(space.parse(g.arch)).tolist()) in measured for g in gens)

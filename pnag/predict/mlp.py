@@ -147,6 +147,9 @@ class MLPPredictor:
         self.y_mean = 0.0
         self.y_std = 1.0
         self.metrics: dict[str, Any] = {}
+        # out-of-bag prediction of each example of the last fit (target units; NaN where every member
+        # saw it); None unless a bootstrap ensemble with refit
+        self.oob_pred: np.ndarray | None = None
         self.net = self._new_net(self.config.seed)
 
     def _new_net(self, seed: int) -> EnsembleMLP:
@@ -179,6 +182,7 @@ class MLPPredictor:
         X, y = self._check_xy(X, y)
         cfg = self.config
         n = len(y)
+        self.oob_pred = None
         yt = self._to_target(y)  # what the members regress; predictions and metrics stay in y's units
         if cfg.ensemble > 1 and cfg.bootstrap and cfg.refit:
             # out-of-bag: each example is held out from the members whose bootstrap left it out (~37 %)
@@ -188,6 +192,8 @@ class MLPPredictor:
             oob = (w.numpy() == 0)
             has = oob.any(0)
             pred = (m * oob).sum(0)[has] / oob.sum(0)[has]
+            self.oob_pred = np.full(n, np.nan)
+            self.oob_pred[has] = pred
             metrics: dict[str, Any] = {"n_train": int(n), "n_val": int(has.sum()), "preset": cfg.preset,
                                        "validation": "out-of-bag"}
             mm = regression_metrics(pred, y[has])
@@ -302,8 +308,11 @@ class MLPPredictor:
     # -- persistence -------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to rebuild the predictor (plain types and tensors: ``weights_only`` safe)."""
-        return {"config": asdict(self.config), "d_in": self.d_in, "y_mean": self.y_mean, "y_std": self.y_std,
-                "metrics": dict(self.metrics), "net": self.net.state_dict()}
+        st = {"config": asdict(self.config), "d_in": self.d_in, "y_mean": self.y_mean, "y_std": self.y_std,
+              "metrics": dict(self.metrics), "net": self.net.state_dict()}
+        if self.oob_pred is not None:
+            st["oob"] = torch.from_numpy(self.oob_pred.copy())
+        return st
 
     @classmethod
     def from_state_dict(cls, state: dict[str, Any], space=None) -> "MLPPredictor":
@@ -313,6 +322,8 @@ class MLPPredictor:
             p.y_mean, p.y_std = float(state["y_mean"]), float(state["y_std"])
             p.metrics = dict(state.get("metrics", {}))
             p.net.load_state_dict(state["net"])
+            oob = state.get("oob")
+            p.oob_pred = None if oob is None else torch.as_tensor(oob, dtype=torch.float64).numpy().copy()
         except (KeyError, TypeError, RuntimeError) as exc:
             raise DataError(f"predictor state: not a saved MLPPredictor ({exc})") from None
         p.net.eval()
@@ -322,6 +333,7 @@ class MLPPredictor:
         other = MLPPredictor.from_state_dict(state, self.space)
         self.__init__(self.space, other.config, other.d_in)  # rebuild shapes for the saved config
         self.y_mean, self.y_std, self.metrics = other.y_mean, other.y_std, other.metrics
+        self.oob_pred = other.oob_pred
         self.net = other.net
 
 
