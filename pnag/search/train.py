@@ -467,12 +467,14 @@ class Run:
         sees within the budget: the mean of measured - out-of-bag predicted accuracy over the
         ``choice_calibration`` measured architectures within the budget with the highest out-of-bag
         prediction, or 0 where that mean is positive, calibration is off, or there are no out-of-bag
-        predictions (an accuracy model, or a predictor saved without them).
+        predictions for the table (an accuracy model, a predictor saved without them or fitted on
+        other data).
 
         Why: a predictor maximised over unmeasured architectures picks the ones it over-rates most; its
         out-of-bag errors at the top of its own ranking show how much, region by region. On NB201
         cifar10/raspi4 the ensemble over-rated its best unmeasured cell by 1.0-1.6 points below the 25 %
-        latency quantile and by about 0.1 above it, with a similar ensemble spread in both (BENCHMARKS.md).
+        latency quantile and by 0.0-0.3 above it, while its spread differed far less (0.32-0.50 against
+        0.11-0.24 points), so no multiple of the spread told the two apart (BENCHMARKS.md).
         """
         n = self.config.choice_calibration
         pred = self.models.acc_pred if self.models is not None else None
