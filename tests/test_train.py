@@ -131,8 +131,8 @@ def test_config_mismatch_and_bad_configs(patched, tmp_path):
         train(syn.tiny_config(), tmp_path / "junk", progress=False)
     for bad in (dict(budgets=(5, 2)), dict(reward="best"), dict(space="darts"), dict(steps=0),
                 dict(eval_budget=-1), dict(train_samples=1), dict(eval_parents=-1),
-                dict(choice_parents=-1), dict(choice_calibration=-1), dict(choice_pessimism=-1.0), dict(pessimism=float("nan")),
-                dict(predictor_target="log")):
+                dict(choice_parents=-1), dict(choice_calibration=-1), dict(choice_pessimism=-1.0),
+                dict(pessimism=float("nan")), dict(predictor_target="log")):
         with pytest.raises(PnagError):
             syn.tiny_config(**bad)
 
@@ -233,21 +233,23 @@ def test_calibration_shift_matches_hand_computation(patched, tmp_path):
     acc, lat = run.data["accuracy"].numpy(), run.data["latency"].numpy()
     assert oob is not None and len(oob) == len(acc) and np.isfinite(oob).mean() > 0.3
     budgets = np.quantile(lat, [0.1, 0.5, 1.0])
-    got = run.calibration_shift(torch.tensor(budgets), run.data["latency"].double()).numpy()
-    for b, g in zip(budgets, got):
+
+    def shift():
+        return run.calibration_shift(torch.tensor(budgets), run.data["latency"].double()).numpy()
+
+    for b, g in zip(budgets, shift()):
         ok = np.nonzero((lat <= b) & np.isfinite(oob))[0]
         top = ok[np.argsort(-oob[ok])[:3]]  # the 3 measured archs within b the predictor rates highest
         assert g == pytest.approx(min(0.0, float(np.mean(acc[top] - oob[top]))))
     # an over-rating predictor is corrected by exactly its over-rating; an under-rating one is left alone
     run.models.acc_pred.oob_pred = acc + 2.0
-    assert run.calibration_shift(torch.tensor(budgets), run.data["latency"].double()).numpy() == \
-        pytest.approx([-2.0] * 3)
+    assert shift() == pytest.approx([-2.0] * 3)
     run.models.acc_pred.oob_pred = acc - 2.0
-    assert np.all(run.calibration_shift(torch.tensor(budgets), run.data["latency"].double()).numpy() == 0)
+    assert np.all(shift() == 0)
     # off: no shift, and generate() then picks by the plain lower bound
     run.config = replace(run.config, choice_calibration=0)
     run.models.acc_pred.oob_pred = acc + 2.0
-    assert np.all(run.calibration_shift(torch.tensor(budgets), run.data["latency"].double()).numpy() == 0)
+    assert np.all(shift() == 0)
 
 
 def test_calibration_shift_lowers_only_unmeasured_candidates(patched, tmp_path):
