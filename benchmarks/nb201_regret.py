@@ -128,7 +128,7 @@ def run_pnag(problem: Problem, seed: int, q: int, workdir: Path, args):
     lo, hi = float(problem.budgets[0]), float(problem.budgets[-1])
     cfg = TrainConfig(space="nb201", accuracy=problem.spec, latency=f"nb201:{problem.device}", budgets=(lo, hi),
                       train_samples=args.train_samples, seed=seed, eval_budget=q,
-                      predictor_target=args.predictor_target)
+                      predictor_target=args.predictor_target, **dict(args.set))
     t0 = time.perf_counter()
     run = train(cfg, workdir / f"pnag-{problem.dataset}-{problem.device}-s{seed}-q{q}", progress=False)
     gens = run.generate(list(map(float, problem.budgets)), samples=args.samples)
@@ -206,6 +206,24 @@ def run_baseline(method: str, problem: Problem, table: Measured, score, share: i
 
 
 # -- driver ----------------------------------------------------------------------------------------
+def _setting(text: str) -> tuple[str, object]:
+    """``FIELD=VALUE`` for ``--set``: a TrainConfig field and a JSON number, boolean or string."""
+    import dataclasses
+    import json
+
+    from pnag.search.train import TrainConfig
+
+    name, sep, raw = text.partition("=")
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    if not sep or name not in fields:
+        raise argparse.ArgumentTypeError(f"{text!r}; allowed: FIELD=VALUE with FIELD one of {', '.join(sorted(fields))}")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return name, value
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default="cifar10")
@@ -217,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--samples", type=int, default=1, help="PNAG generate --samples K")
     p.add_argument("--predictor-target", choices=TARGETS, default=None,
                    help="what the accuracy predictor regresses (default: pnag train's, log-error)")
+    p.add_argument("--set", type=_setting, action="append", default=[], metavar="FIELD=VALUE",
+                   help="override a TrainConfig field of PNAG's runs, e.g. choice_calibration=0 (repeatable)")
     p.add_argument("--under-load", action="store_true", help="label wall times as measured under load")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("-o", "--output", type=Path, default=None)
@@ -272,7 +292,8 @@ def render(problem: Problem, args, rows, notes: list[str], argv) -> str:
         f"Seeds: {', '.join(map(str, args.seeds))} ({len(args.seeds)}); measured cells per seed: "
         f"{args.train_samples}; budgets: {N_BUDGETS} at the 5 %..95 % latency quantiles "
         f"({problem.budgets[0]:.3f}..{problem.budgets[-1]:.3f} ms); accuracy predictor regresses "
-        f"{args.predictor_target or 'log-error (the default)'}.",
+        f"{args.predictor_target or 'log-error (the default)'}"
+        + (f"; PNAG settings: {', '.join(f'{k}={v}' for k, v in args.set)}" if args.set else "") + ".",
         "",
         "Regret in accuracy points (best true accuracy within the budget minus the chosen cell's), over "
         "feasible choices; feasibility = share of the 20 budgets whose choice truly fits. Mean regret: "

@@ -132,7 +132,8 @@ def test_config_mismatch_and_bad_configs(patched, tmp_path):
     for bad in (dict(budgets=(5, 2)), dict(reward="best"), dict(space="darts"), dict(steps=0),
                 dict(eval_budget=-1), dict(train_samples=1), dict(eval_parents=-1),
                 dict(choice_parents=-1), dict(choice_calibration=-1), dict(choice_pessimism=-1.0),
-                dict(pessimism=float("nan")), dict(predictor_target="log")):
+                dict(pessimism=float("nan")), dict(predictor_target="log"), dict(ranker_top_pairs=1.5),
+                dict(ranker_top_pairs=True)):
         with pytest.raises(PnagError):
             syn.tiny_config(**bad)
 
@@ -267,3 +268,19 @@ def test_calibration_shift_lowers_only_unmeasured_candidates(patched, tmp_path):
     gens = run.generate(budgets)
     assert all(g.origin == "measured" for g in gens)
     assert all(tuple(space.to_indices(space.parse(g.arch)).tolist()) in measured for g in gens)
+
+
+def test_ranker_top_pairs_reach_the_ranker_and_are_saved(patched, tmp_path, monkeypatch):
+    from pnag.predict.ranker import ParetoRanker
+
+    seen = []
+    fit = ParetoRanker.fit
+
+    def spy(self, *args, **kwargs):
+        seen.append(kwargs.get("top_pairs"))
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(ParetoRanker, "fit", spy)
+    train(replace(syn.tiny_config(), ranker_top_pairs=0.5), tmp_path / "run", progress=False)
+    assert seen and all(x == 0.5 for x in seen)
+    assert Run.load(tmp_path / "run").config.ranker_top_pairs == 0.5

@@ -101,12 +101,15 @@ class ParetoRanker(nn.Module):
         return lo + (hi - lo) * torch.rand(n, generator=generator)
 
     def fit(self, X: Any, acc: Any, lat: Any, steps: int = 400, pairs: int = 1024, lr: float = 3e-3,
-            seed: int = 0) -> dict[str, float]:
+            seed: int = 0, top_pairs: float = 0.0, top_draws: int = 5) -> dict[str, float]:
         """Train on encodings ``X (N, D)``, accuracies ``acc (N,)`` and latencies ``lat (N,)`` (ms).
 
-        Each step draws ``pairs`` random pairs, each with its own budget. Returns
-        ``{"loss", "pair_accuracy"}`` on a fresh seeded set of pairs (fraction of decided pairs
-        ordered correctly).
+        Each step draws ``pairs`` pairs, each with its own budget: a fraction ``top_pairs`` of them
+        within their budget and near its top (each member the most accurate of ``top_draws`` uniform
+        draws among the architectures within the budget; :meth:`top_pair_indices`), the rest uniformly.
+        Uniform pairs are mostly decided by latency or by a wide accuracy gap; the top pairs teach the
+        order that a search under the budget acts on. Returns ``{"loss", "pair_accuracy"}`` on a fresh
+        seeded set of uniform pairs (fraction of decided pairs ordered correctly).
         """
         X = torch.as_tensor(np.asarray(X, dtype=np.float32))
         acc = torch.as_tensor(np.asarray(acc, dtype=np.float64))
@@ -115,6 +118,10 @@ class ParetoRanker(nn.Module):
         if X.ndim != 2 or X.shape[1] != self.d_in or len(acc) != n or len(lat) != n or n < 2:
             raise DataError(f"ranker training data: X {tuple(X.shape)}, acc {tuple(acc.shape)}, lat {tuple(lat.shape)}; "
                             f"allowed: X (N, {self.d_in}) with N >= 2 and one accuracy and latency per row")
+        if isinstance(top_pairs, bool) or not isinstance(top_pairs, (int, float)) or not 0 <= top_pairs <= 1:
+            raise PnagError(f"ranker top_pairs: {top_pairs!r}; allowed: a fraction in [0, 1]")
+        if isinstance(top_draws, bool) or not isinstance(top_draws, int) or top_draws < 1:
+            raise PnagError(f"ranker top_draws: {top_draws!r}; allowed: an integer >= 1")
         gen = torch.Generator().manual_seed(seed)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -123,11 +130,15 @@ class ParetoRanker(nn.Module):
                     m.reset_parameters()
         opt = torch.optim.Adam(self.parameters(), lr=lr)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, steps))
+        n_top = int(round(top_pairs * pairs))
+        order = torch.argsort(lat)
         self.train()
         for _ in range(steps):
             i = torch.randint(n, (pairs,), generator=gen)
             j = torch.randint(n, (pairs,), generator=gen)
             b = self.sample_budgets(pairs, gen)
+            if n_top:
+                i[:n_top], j[:n_top] = self.top_pair_indices(acc, lat, b[:n_top], top_draws, gen, order)
             y = pareto_pair_targets(acc[i], lat[i], acc[j], lat[j], b)
             s = self(torch.cat([X[i], X[j]]), torch.cat([b, b]))
             loss = pareto_ranking_loss(s[:pairs], s[pairs:], y)
@@ -137,6 +148,21 @@ class ParetoRanker(nn.Module):
             sched.step()
         self.eval()
         return self.evaluate(X, acc, lat, pairs=4 * pairs, seed=seed + 1)
+
+    @staticmethod
+    def top_pair_indices(acc: torch.Tensor, lat: torch.Tensor, budgets: torch.Tensor, draws: int,
+                         generator: torch.Generator, order: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two index tensors ``(len(budgets),)``: per budget (ms), each the most accurate of ``draws``
+        uniform draws among the rows with latency within the budget (the fastest row where none is).
+        ``order`` is ``argsort(lat)`` when the caller has it."""
+        order = torch.argsort(lat) if order is None else order
+        count = torch.searchsorted(lat[order].contiguous(), budgets.to(lat.dtype).contiguous(), right=True).clamp_min(1)
+        out = []
+        for _ in range(2):
+            pos = (torch.rand(len(budgets), draws, generator=generator) * count[:, None]).long().clamp_max(count[:, None] - 1)
+            rows = order[pos]
+            out.append(rows.gather(1, acc[rows].argmax(1, keepdim=True)).squeeze(1))
+        return out[0], out[1]
 
     @torch.no_grad()
     def evaluate(self, X: Any, acc: Any, lat: Any, pairs: int = 8192, seed: int = 0) -> dict[str, float]:

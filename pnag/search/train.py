@@ -19,9 +19,9 @@ and the generator from its last checkpoint):
 :meth:`Run.generate` picks, per budget, among the generator's candidates, the one-decision
 neighbours of its greedy proposal and of the best measured architectures within the budget, the
 measured architectures and the fastest known architecture: the feasible one (latency <= budget)
-with the highest pessimistic accuracy (measured value where measured, else mean - k * std with
-``k = choice_pessimism``, lowered with ``choice_calibration > 0`` by the predictor's out-of-bag
-over-rating within the budget).
+with the highest accuracy estimate: the measured value where measured, else the predicted mean
+lowered by the predictor's out-of-bag over-rating within the budget (``choice_calibration``,
+:meth:`Run.calibration_shift`) and by ``choice_pessimism`` x its spread (0 by default).
 """
 
 from __future__ import annotations
@@ -79,18 +79,21 @@ class TrainConfig:
     predictor_target: str | None = None
     ensemble: int = 5
     pessimism: float = 3.0  # k of the lower confidence bound mean - k * std that labels the ranker's pool
-    choice_pessimism: float = 2.0  # k of the final choice among candidates (chosen on NB201 tuning seeds 10, 11)
+    # k of the final choice among candidates, mean - k * std; 0 since the calibration below corrects
+    # the predictor's over-rating (measured on NB201 tuning seeds 10-49; BENCHMARKS.md)
+    choice_pessimism: float = 0.0
     choice_parents: int = 4  # generate() also weighs neighbours of this many best measured archs per budget
     # > 0: generate() lowers the scores of unmeasured candidates, per budget, by the accuracy predictor's
     # out-of-bag over-prediction on this many measured archs within the budget (those it rates highest;
-    # Run.calibration_shift). Off by default: with 5 it helped NB201 cifar10 at Q=0 (0.401 -> 0.318) and
-    # hurt cifar100 (0.595 -> 0.693), seeds 0-2; BENCHMARKS.md
-    choice_calibration: int = 0
+    # Run.calibration_shift); 0: off
+    choice_calibration: int = 5
     optimism: float = 1.0  # k of the upper confidence bound used to choose look-ups (eval budget)
     ranker_mode: str = "continuous"
     ranker_budgets: tuple[float, ...] = ()  # one-hot mode: the budgets (default 5 across the range)
     ranker_steps: int = 400
     ranker_pool: int = 4000
+    # fraction of each ranker step's pairs drawn within their budget and near its top (ParetoRanker.fit)
+    ranker_top_pairs: float = 0.0
     eval_rounds: int = 4
     eval_candidates: int = 256
     eval_temperature: float = 2.0  # flatter sampling for diverse look-up proposals
@@ -132,6 +135,9 @@ class TrainConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise PnagError(f"{name}: {v!r}; allowed: an integer >= 0")
+        v = self.ranker_top_pairs
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
+            raise PnagError(f"ranker_top_pairs: {v!r}; allowed: a fraction in [0, 1]")
         for name in ("pessimism", "choice_pessimism", "optimism"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
@@ -696,7 +702,8 @@ def _fit_ranker(run: Run, seed: int) -> dict[str, float]:
     acc = torch.cat([run.data["accuracy"].double(), run.models.pessimistic(pool)])
     lat = run.models.latency(idx)
     x = space.encode_indices(idx).numpy()
-    res = ranker.fit(x, acc.numpy(), lat.numpy(), steps=cfg.ranker_steps, seed=seed + 7)
+    res = ranker.fit(x, acc.numpy(), lat.numpy(), steps=cfg.ranker_steps, seed=seed + 7,
+                     top_pairs=cfg.ranker_top_pairs)
     run.ranker = ranker
     torch_save_atomic(ranker.to_state(), run.dir / "ranker.pt")
     return res
