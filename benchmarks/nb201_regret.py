@@ -27,6 +27,8 @@ times on a shared machine are inflated; the file says so when ``--under-load`` i
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import platform
 import shlex
 import sys
@@ -208,15 +210,12 @@ def run_baseline(method: str, problem: Problem, table: Measured, score, share: i
 # -- driver ----------------------------------------------------------------------------------------
 def _setting(text: str) -> tuple[str, object]:
     """``FIELD=VALUE`` for ``--set``: a TrainConfig field and a JSON number, boolean or string."""
-    import dataclasses
-    import json
-
     from pnag.search.train import TrainConfig
 
     name, sep, raw = text.partition("=")
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    if not sep or name not in fields:
-        raise argparse.ArgumentTypeError(f"{text!r}; allowed: FIELD=VALUE with FIELD one of {', '.join(sorted(fields))}")
+    names = sorted(f.name for f in dataclasses.fields(TrainConfig))
+    if not sep or name not in names:
+        raise argparse.ArgumentTypeError(f"{text!r}; allowed: FIELD=VALUE with FIELD one of {', '.join(names)}")
     try:
         value = json.loads(raw)
     except json.JSONDecodeError:
@@ -241,6 +240,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("-o", "--output", type=Path, default=None)
     args = p.parse_args(argv)
+    if args.set:  # a bad value fails here, not after the first seed's baselines
+        from pnag.errors import PnagError
+        from pnag.search.train import TrainConfig
+
+        try:
+            TrainConfig(space="nb201", budgets=(1.0, 2.0), **dict(args.set))
+        except (PnagError, TypeError) as exc:
+            p.error(f"--set: {exc}")
 
     problem = Problem(args.dataset, args.device)
     rows: dict[tuple[str, int], list[tuple[dict, Outcome]]] = {}

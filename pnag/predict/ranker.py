@@ -151,15 +151,17 @@ class ParetoRanker(nn.Module):
 
     @staticmethod
     def top_pair_indices(acc: torch.Tensor, lat: torch.Tensor, budgets: torch.Tensor, draws: int,
-                         generator: torch.Generator, order: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                         generator: torch.Generator,
+                         order: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Two index tensors ``(len(budgets),)``: per budget (ms), each the most accurate of ``draws``
         uniform draws among the rows with latency within the budget (the fastest row where none is).
         ``order`` is ``argsort(lat)`` when the caller has it."""
         order = torch.argsort(lat) if order is None else order
-        count = torch.searchsorted(lat[order].contiguous(), budgets.to(lat.dtype).contiguous(), right=True).clamp_min(1)
+        within = torch.searchsorted(lat[order].contiguous(), budgets.to(lat.dtype).contiguous(), right=True)
+        count = within.clamp_min(1)[:, None]  # rows order[:count] are within the budget
         out = []
         for _ in range(2):
-            pos = (torch.rand(len(budgets), draws, generator=generator) * count[:, None]).long().clamp_max(count[:, None] - 1)
+            pos = (torch.rand(len(budgets), draws, generator=generator) * count).long().clamp_max(count - 1)
             rows = order[pos]
             out.append(rows.gather(1, acc[rows].argmax(1, keepdim=True)).squeeze(1))
         return out[0], out[1]
