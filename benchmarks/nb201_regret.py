@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from pnag._io import write_text_atomic
+from pnag.errors import PnagError
 from pnag.predict.mlp import TARGETS
 from pnag.search.baselines import (
     IndexTable,
@@ -123,14 +124,25 @@ class Problem:
 
 
 # -- PNAG --------------------------------------------------------------------------------------------
-def run_pnag(problem: Problem, seed: int, q: int, workdir: Path, args):
-    """Train once for the whole budget range, then generate for the 20 budgets. Returns (Outcome, Run)."""
-    from pnag.search.train import TrainConfig, train  # the core engineer's trainer
+# the TrainConfig fields this benchmark sets itself (``--set`` may override any other)
+OWN_FIELDS = ("space", "accuracy", "latency", "budgets", "train_samples", "seed", "eval_budget", "predictor_target")
+
+
+def pnag_config(problem: Problem, seed: int, q: int, args):
+    """PNAG's training configuration for one seed and eval budget: the setting above, plus ``--set``."""
+    from pnag.search.train import TrainConfig  # the core engineer's trainer
 
     lo, hi = float(problem.budgets[0]), float(problem.budgets[-1])
-    cfg = TrainConfig(space="nb201", accuracy=problem.spec, latency=f"nb201:{problem.device}", budgets=(lo, hi),
-                      train_samples=args.train_samples, seed=seed, eval_budget=q,
-                      predictor_target=args.predictor_target, **dict(args.set))
+    return TrainConfig(space="nb201", accuracy=problem.spec, latency=f"nb201:{problem.device}", budgets=(lo, hi),
+                       train_samples=args.train_samples, seed=seed, eval_budget=q,
+                       predictor_target=args.predictor_target, **dict(args.set))
+
+
+def run_pnag(problem: Problem, seed: int, q: int, workdir: Path, args):
+    """Train once for the whole budget range, then generate for the 20 budgets. Returns (Outcome, Run)."""
+    from pnag.search.train import train
+
+    cfg = pnag_config(problem, seed, q, args)
     t0 = time.perf_counter()
     run = train(cfg, workdir / f"pnag-{problem.dataset}-{problem.device}-s{seed}-q{q}", progress=False)
     gens = run.generate(list(map(float, problem.budgets)), samples=args.samples)
@@ -213,7 +225,7 @@ def _setting(text: str) -> tuple[str, object]:
     from pnag.search.train import TrainConfig
 
     name, sep, raw = text.partition("=")
-    names = sorted(f.name for f in dataclasses.fields(TrainConfig))
+    names = sorted(f.name for f in dataclasses.fields(TrainConfig) if f.name not in OWN_FIELDS)
     if not sep or name not in names:
         raise argparse.ArgumentTypeError(f"{text!r}; allowed: FIELD=VALUE with FIELD one of {', '.join(names)}")
     try:
@@ -240,16 +252,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("-o", "--output", type=Path, default=None)
     args = p.parse_args(argv)
-    if args.set:  # a bad value fails here, not after the first seed's baselines
-        from pnag.errors import PnagError
-        from pnag.search.train import TrainConfig
-
-        try:
-            TrainConfig(space="nb201", budgets=(1.0, 2.0), **dict(args.set))
-        except (PnagError, TypeError) as exc:
-            p.error(f"--set: {exc}")
 
     problem = Problem(args.dataset, args.device)
+    try:  # a bad --set value fails here, not after the first seed's baselines
+        pnag_config(problem, 0, 0, args)
+    except PnagError as exc:
+        p.error(f"--set: {exc}")
     rows: dict[tuple[str, int], list[tuple[dict, Outcome]]] = {}
     notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="pnag-nb201-") as tmp:

@@ -23,6 +23,14 @@ class BudgetError(PnagError):
     """A latency budget outside what a trained run or a table can serve."""
 
 
+def check_fraction(value, what: str) -> float:
+    """``value`` as a float if it is a real number in [0, 1] (not a bool); else a :class:`PnagError`
+    naming ``what``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise PnagError(f"{what}: {value!r}; allowed: a fraction in [0, 1]")
+    return float(value)
+
+
 def allowed(values) -> str:
     """Format a set of allowed values for an error message: ``2, 3 or 4``."""
     vals = [str(v) for v in values]

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import BudgetError, DataError, PnagError, allowed
+from ..errors import BudgetError, DataError, PnagError, allowed, check_fraction
 
 BUDGET_MODES = ("continuous", "onehot")
 
@@ -118,8 +118,7 @@ class ParetoRanker(nn.Module):
         if X.ndim != 2 or X.shape[1] != self.d_in or len(acc) != n or len(lat) != n or n < 2:
             raise DataError(f"ranker training data: X {tuple(X.shape)}, acc {tuple(acc.shape)}, lat {tuple(lat.shape)}; "
                             f"allowed: X (N, {self.d_in}) with N >= 2 and one accuracy and latency per row")
-        if isinstance(top_pairs, bool) or not isinstance(top_pairs, (int, float)) or not 0 <= top_pairs <= 1:
-            raise PnagError(f"ranker top_pairs: {top_pairs!r}; allowed: a fraction in [0, 1]")
+        top_pairs = check_fraction(top_pairs, "ranker top_pairs")
         if isinstance(top_draws, bool) or not isinstance(top_draws, int) or top_draws < 1:
             raise PnagError(f"ranker top_draws: {top_draws!r}; allowed: an integer >= 1")
         gen = torch.Generator().manual_seed(seed)

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from .._io import torch_save_atomic, write_json_atomic
-from ..errors import BudgetError, DataError, PnagError, allowed
+from ..errors import BudgetError, DataError, PnagError, allowed, check_fraction
 from ..predict.mlp import TARGETS, MLPPredictor, PredictorConfig
 from ..predict.ranker import BUDGET_MODES, ParetoRanker
 from .generator import Generator
@@ -135,9 +135,7 @@ class TrainConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise PnagError(f"{name}: {v!r}; allowed: an integer >= 0")
-        v = self.ranker_top_pairs
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
-            raise PnagError(f"ranker_top_pairs: {v!r}; allowed: a fraction in [0, 1]")
+        check_fraction(self.ranker_top_pairs, "ranker_top_pairs")
         for name in ("pessimism", "choice_pessimism", "optimism"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
