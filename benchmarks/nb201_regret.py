@@ -9,7 +9,10 @@ latency <= budget) and regret = best true accuracy of all cells within the budge
 the chosen cell (percentage points; computed for feasible choices, infeasible ones count against
 feasibility). Methods, all on the same 1,000 measured cells and the same accuracy predictor:
 
-* ``pnag``: one generator trained once for the whole range (``pnag.search.train``), then generate;
+* ``pnag``: one generator trained once for the whole range (``pnag.search.train``), then generate
+  (the final pick: the generator's draws, neighbours, the measured cells; origins in the notes);
+* ``pnag-generator``: the same run's generator alone (``Run.generate(mode="generator")``: the best of
+  ``--generator-samples`` draws by the run's objective);
 * ``best-measured``: the best of the measured cells within the budget (no search);
 * ``predictor-argmax``: the accuracy predictor maximised exhaustively over all 15,625 cells (a
   reference point, 15,625 queries);
@@ -58,7 +61,7 @@ from pnag.search.sources import NB201Lookup, get_accuracy_source
 from pnag.space import NB201Space
 
 N_BUDGETS = 20
-METHODS = ("pnag", "best-measured", "predictor-argmax", "random", "evolution", "pg-mnas", "pg-tunas")
+METHODS = ("pnag", "pnag-generator", "best-measured", "predictor-argmax", "random", "evolution", "pg-mnas", "pg-tunas")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -130,7 +133,7 @@ OWN_FIELDS = ("space", "accuracy", "latency", "budgets", "train_samples", "seed"
 
 def pnag_config(problem: Problem, seed: int, q: int, args):
     """PNAG's training configuration for one seed and eval budget: the setting above, plus ``--set``."""
-    from pnag.search.train import TrainConfig  # the core engineer's trainer
+    from pnag.search import TrainConfig
 
     lo, hi = float(problem.budgets[0]), float(problem.budgets[-1])
     return TrainConfig(space="nb201", accuracy=problem.spec, latency=f"nb201:{problem.device}", budgets=(lo, hi),
@@ -140,17 +143,26 @@ def pnag_config(problem: Problem, seed: int, q: int, args):
 
 def run_pnag(problem: Problem, seed: int, q: int, workdir: Path, args):
     """Train once for the whole budget range, then generate for the 20 budgets. Returns (Outcome, Run)."""
-    from pnag.search.train import train
+    from pnag.search import train
 
     cfg = pnag_config(problem, seed, q, args)
     t0 = time.perf_counter()
     run = train(cfg, workdir / f"pnag-{problem.dataset}-{problem.device}-s{seed}-q{q}", progress=False)
     gens = run.generate(list(map(float, problem.budgets)), samples=args.samples)
     wall = time.perf_counter() - t0
-    chosen = problem.code_of(np.stack([problem.space.to_indices(problem.space.parse(g.arch)) for g in gens]))
+    t1 = time.perf_counter()
+    own = run.generate(list(map(float, problem.budgets)), samples=args.generator_samples, mode="generator")
+    wall_own = wall - (t1 - t0) + (time.perf_counter() - t1)
+
+    def codes(gs):
+        return problem.code_of(np.stack([problem.space.to_indices(problem.space.parse(g.arch)) for g in gs]))
+
     total = run_queries(cfg, problem.space)
-    n_measured = sum(g.origin == "measured" for g in gens)
-    return Outcome(chosen, total / N_BUDGETS, q, wall, extra={"total_queries": total, "measured_wins": n_measured}), run
+    extra = {"total_queries": total, "measured_wins": sum(g.measured for g in gens),
+             "origins": {o: sum(g.origin == o for g in gens) for o in sorted({g.origin for g in gens})},
+             "own_measured": sum(g.measured for g in own)}
+    return Outcome(codes(gens), total / N_BUDGETS, q, wall, extra=extra), \
+        Outcome(codes(own), total / N_BUDGETS, q, wall_own, extra=dict(extra)), run
 
 
 def run_queries(cfg, space) -> int:
@@ -222,7 +234,7 @@ def run_baseline(method: str, problem: Problem, table: Measured, score, share: i
 # -- driver ----------------------------------------------------------------------------------------
 def _setting(text: str) -> tuple[str, object]:
     """``FIELD=VALUE`` for ``--set``: a TrainConfig field and a JSON number, boolean or string."""
-    from pnag.search.train import TrainConfig
+    from pnag.search import TrainConfig
 
     name, sep, raw = text.partition("=")
     names = sorted(f.name for f in dataclasses.fields(TrainConfig) if f.name not in OWN_FIELDS)
@@ -244,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     p.add_argument("--train-samples", type=int, default=1000)
     p.add_argument("--samples", type=int, default=1, help="PNAG generate --samples K")
+    p.add_argument("--generator-samples", type=int, default=16,
+                   help="K draws of which the generator's own answer is the best (pnag-generator)")
     p.add_argument("--predictor-target", choices=TARGETS, default=None,
                    help="what the accuracy predictor regresses (default: pnag train's, log-error)")
     p.add_argument("--set", type=_setting, action="append", default=[], metavar="FIELD=VALUE",
@@ -264,22 +278,24 @@ def main(argv: list[str] | None = None) -> int:
         for seed in _progress(args.seeds, "seeds", args.no_progress):
             table = problem.measured(args.train_samples, seed)
             # PNAG without an eval budget first: its accuracy predictor is the one every baseline uses.
-            out0, run0 = run_pnag(problem, seed, 0, Path(tmp), args)
+            out0, own0, run0 = run_pnag(problem, seed, 0, Path(tmp), args)
             score = score_fn_of_run(run0)
             fit_s = float(run0.metrics["seconds"]["predictors"])
             notes.append(f"seed {seed}: accuracy-predictor fit (shared by all methods) {fit_s:.1f} s")
             for q in args.eval_budget:
                 if q == 0:
-                    out = out0
+                    out, own = out0, own0
                 else:
-                    out, _ = run_pnag(problem, seed, q, Path(tmp), args)
+                    out, own, _ = run_pnag(problem, seed, q, Path(tmp), args)
                 rows.setdefault(("pnag", q), []).append((problem.score(out.chosen), out))
-                notes.append(f"pnag Q={q}: {out.extra['total_queries']:,} queries in training; picks taken from the "
-                             f"measured cells (not generated) in {out.extra['measured_wins']} of {N_BUDGETS} budgets "
-                             f"(seed {seed})")
+                rows.setdefault(("pnag-generator", q), []).append((problem.score(own.chosen), own))
+                origins = ", ".join(f"{k} {v}" for k, v in out.extra["origins"].items())
+                notes.append(f"pnag Q={q}: {out.extra['total_queries']:,} queries in training; final picks by origin: "
+                             f"{origins}; already-measured cells: {out.extra['measured_wins']} of {N_BUDGETS} "
+                             f"(generator alone: {own.extra['own_measured']}) (seed {seed})")
                 share = equal_share(int(out.extra["total_queries"]), N_BUDGETS)
                 for m in args.methods:
-                    if m == "pnag" or (m == "predictor-argmax" and q):
+                    if m in ("pnag", "pnag-generator") or (m == "predictor-argmax" and q):
                         continue
                     res = run_baseline(m, problem, table, score, share, q, seed)
                     res.extra["fit_s"] = fit_s

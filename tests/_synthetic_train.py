@@ -1,17 +1,19 @@
 """Synthetic accuracy and latency sources for the training tests (no public data needed).
 
 NAS-Bench-201 cells; latency (ms) and accuracy (%) are fixed linear functions of the one-hot encoding,
-so the truth is known for every cell. ``patch(setattr)`` installs them in :mod:`pnag.search.train`.
+so the truth is known for every cell. ``patch(setattr)`` installs them in :mod:`pnag.search.sources`,
+where a run resolves its source specs.
 """
 
 import functools
 
 import numpy as np
 
+from pnag.search import TrainConfig
 from pnag.search import sources as S
-from pnag.search import train as T
 from pnag.space import NB201Space
 
+REAL_ACCURACY_SOURCE, REAL_LATENCY_SOURCE = S.get_accuracy_source, S.get_latency_source
 W_ACC = np.random.default_rng(0).normal(0.0, 2.0, 30)
 W_LAT = np.abs(np.random.default_rng(1).normal(1.0, 0.5, 30))
 
@@ -38,8 +40,8 @@ def accuracy_source(spec, space):
 
 
 def patch(setattr_):
-    setattr_(T, "get_accuracy_source", accuracy_source)
-    setattr_(T, "get_latency_source", lambda spec, space: Latency())
+    setattr_(S, "get_accuracy_source", accuracy_source)
+    setattr_(S, "get_latency_source", lambda spec, space: Latency())
 
 
 @functools.lru_cache(maxsize=1)
@@ -54,4 +56,4 @@ def tiny_config(**kw):
                 budgets_per_step=4, samples_per_budget=4, predictor_epochs=10, predictor_hidden=16, ensemble=2,
                 ranker_steps=30, ranker_pool=100, checkpoint_every=5)
     base.update(kw)
-    return T.TrainConfig(**base)
+    return TrainConfig(**base)

@@ -14,7 +14,11 @@ import torch
 
 import _synthetic_train as syn
 from pnag.errors import BudgetError, PnagError
-from pnag.search.train import Run, _eval_proposals, canonical, neighbours, random_indices, train
+from pnag.search import Run, train
+from pnag.search import sources as S
+from pnag.search.active import eval_proposals
+from pnag.search.choice import ORIGINS
+from pnag.search.indices import canonical, neighbours, random_indices
 from pnag.space import NB201Space
 
 
@@ -40,10 +44,10 @@ def test_train_generate_end_to_end(patched, tmp_path):
     true_lat = syn.true_latency([space.parse(g.arch) for g in gens])
     assert np.all(true_lat <= budgets + 1e-9)  # every choice within its budget under the true latency
     np.testing.assert_allclose([g.predicted_latency_ms for g in gens], true_lat)
-    assert {g.origin for g in gens} <= {"generated", "measured"}
+    assert {g.origin for g in gens} <= set(ORIGINS)
     # measured choices report their measured accuracy
     for g in gens:
-        if g.origin == "measured":
+        if g.measured:
             assert g.predicted_accuracy == pytest.approx(float(syn.true_accuracy([space.parse(g.arch)])[0]))
     # deterministic
     assert [g.arch for g in run.generate(budgets, samples=8)] == [g.arch for g in gens]
@@ -87,15 +91,15 @@ def test_neighbours_are_exactly_one_decision_away():
     assert torch.equal(canonical(mb, got), got)  # canonical rows only
 
 
-def test_eval_proposals_include_neighbours_of_the_best_measured(patched, tmp_path):
+def testeval_proposals_include_neighbours_of_the_best_measured(patched, tmp_path):
     run = train(syn.tiny_config(steps=5), tmp_path / "run", progress=False)
     budgets = np.array([float(run.data["latency"].max())])  # every measured cell fits
     best = run.data["idx"][int(torch.argmax(run.data["accuracy"]))]
-    with_nb = _eval_proposals(run, budgets, seed=0)[0]
+    with_nb = eval_proposals(run, budgets, seed=0)[0]
     keys = {r.tobytes() for r in with_nb.numpy()}
     assert all(r.tobytes() in keys for r in neighbours(run.space, best.view(1, -1)).numpy())
     run.config = replace(run.config, eval_parents=0)
-    assert _eval_proposals(run, budgets, seed=0).shape[1] == run.config.eval_candidates
+    assert eval_proposals(run, budgets, seed=0).shape[1] == run.config.eval_candidates
     # generate() weighs the same neighbours: a measured neighbour's choice reports its measured accuracy
     cand = run.with_neighbours(budgets, run.candidates(budgets, 1), 4)
     assert cand.shape[1] == 1 + 5 * 24 and all(r.tobytes() in {c.tobytes() for c in cand[0].numpy()}
@@ -109,14 +113,13 @@ def test_eval_proposals_include_neighbours_of_the_best_measured(patched, tmp_pat
 
 def test_eval_budget_needs_a_measurable_source(monkeypatch, tmp_path):
     syn.patch(monkeypatch.setattr)
-    from pnag.search import train as T
 
     def no_measure(spec, space):
         s = syn.accuracy_source(spec, space)
         s.measure = None
         return s
 
-    monkeypatch.setattr(T, "get_accuracy_source", no_measure)
+    monkeypatch.setattr(S, "get_accuracy_source", no_measure)
     with pytest.raises(PnagError, match="--eval-budget"):
         train(syn.tiny_config(steps=2, eval_budget=3), tmp_path / "run", progress=False)
 
@@ -155,9 +158,6 @@ def test_accuracy_predictor_target(patched, tmp_path):
 def test_score_sources_keep_identity_target(monkeypatch, tmp_path):
     """A proxy score is not a percentage: its predictor regresses it as it is (and a score above 100,
     which log-error would refuse, trains)."""
-    from pnag.search import sources as S
-    from pnag.search import train as T
-
     syn.patch(monkeypatch.setattr)
 
     def score_source(spec, space):
@@ -167,7 +167,7 @@ def test_score_sources_keep_identity_target(monkeypatch, tmp_path):
 
         return S.AccuracySource(spec, "score", table, note="synthetic score")
 
-    monkeypatch.setattr(T, "get_accuracy_source", score_source)
+    monkeypatch.setattr(S, "get_accuracy_source", score_source)
     run = train(syn.tiny_config(steps=2), tmp_path / "s", progress=False)
     assert run.models.acc_pred.config.target == "identity"
     assert float(run.data["accuracy"].max()) > 100
@@ -179,9 +179,9 @@ _CHILD = textwrap.dedent("""
     torch.set_num_threads(1)  # bitwise comparison below: same thread count in both processes
     sys.path.insert(0, {tests!r})
     import _synthetic_train as syn
-    from pnag.search import train as T
+    from pnag.search import train
     syn.patch(lambda obj, name, value: setattr(obj, name, value))
-    T.train(syn.tiny_config(steps=120), {run!r}, progress=False)
+    train(syn.tiny_config(steps=120), {run!r}, progress=False)
 """)
 
 
@@ -236,7 +236,7 @@ def test_calibration_shift_matches_hand_computation(patched, tmp_path):
     budgets = np.quantile(lat, [0.1, 0.5, 1.0])
 
     def shift():
-        return run.calibration_shift(torch.tensor(budgets), run.data["latency"].double()).numpy()
+        return run.shifts(torch.tensor(budgets)).numpy()
 
     for b, g in zip(budgets, shift()):
         ok = np.nonzero((lat <= b) & np.isfinite(oob))[0]
@@ -263,10 +263,10 @@ def test_calibration_shift_lowers_only_unmeasured_candidates(patched, tmp_path):
     plain = run.models.accuracy
     run.models.accuracy = lambda idx: (plain(idx)[0] + 50.0, plain(idx)[1])  # over-rates every arch by 50 points
     run.models.acc_pred.oob_pred = acc - 1.0  # out-of-bag it looks under-rating: no shift, unmeasured archs win
-    assert all(g.origin == "generated" for g in run.generate(budgets))
+    assert not any(g.measured for g in run.generate(budgets))
     run.models.acc_pred.oob_pred = acc + 50.0  # out-of-bag it shows its over-rating: the measured archs win
     gens = run.generate(budgets)
-    assert all(g.origin == "measured" for g in gens)
+    assert all(g.measured for g in gens)
     assert all(tuple(space.to_indices(space.parse(g.arch)).tolist()) in measured for g in gens)
 
 

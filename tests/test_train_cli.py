@@ -18,7 +18,7 @@ def trained(tmp_path_factory):
     argv = ["train", "--space", "nb201", "--accuracy", "synthetic", "--latency", "synthetic",
             "--budgets", f"{lo}:{hi}", "--train-samples", "100", "--steps", "20", "--predictor-target", "identity",
             "-q", "-o", str(d)]
-    from pnag.search import train as T
+    from pnag import search as T
 
     small = dict(budgets_per_step=4, samples_per_budget=4, predictor_epochs=10, predictor_hidden=16, ensemble=2,
                  ranker_steps=30, ranker_pool=100)
@@ -27,9 +27,9 @@ def trained(tmp_path_factory):
     def config(**kw):  # the CLI's config, shrunk for a fast test
         return real(**{**kw, **small})
 
-    mp.setattr("pnag.search.train.TrainConfig", config)
+    mp.setattr("pnag.search.TrainConfig", config)
     assert main(argv) == 0
-    mp.setattr("pnag.search.train.TrainConfig", real)
+    mp.setattr("pnag.search.TrainConfig", real)
     yield d, (lo, hi)
     mp.undo()
 
@@ -65,7 +65,7 @@ def test_generate_json_and_table(trained, capsys):
 
 
 def test_train_options_reach_the_run(trained):
-    from pnag.search.train import Run
+    from pnag.search import Run
 
     d, _ = trained
     run = Run.load(d)
@@ -126,10 +126,9 @@ def test_unfinished_run_is_refused(trained, tmp_path, capsys):
 ])
 def test_train_bad_inputs(argv, match, tmp_path, capsys, monkeypatch):
     from pnag.search import sources
-    from pnag.search import train as T
 
-    monkeypatch.setattr(T, "get_accuracy_source", sources.get_accuracy_source)  # the real sources
-    monkeypatch.setattr(T, "get_latency_source", sources.get_latency_source)
+    monkeypatch.setattr(sources, "get_accuracy_source", syn.REAL_ACCURACY_SOURCE)  # the real sources
+    monkeypatch.setattr(sources, "get_latency_source", syn.REAL_LATENCY_SOURCE)
     base = {"--budgets": "10:24", "--space": "mbv3", "-o": str(tmp_path / "r")}
     args = ["train"]
     for k, v in base.items():

@@ -44,7 +44,7 @@ def _default_budgets(acc_spec: str, lat_spec: str, space, train_samples: int | N
     """Budget range (ms): 10 %..90 % of the latencies of the measured architectures (dataset sources) or
     of 1,000 uniformly sampled ones (other sources, which would otherwise be scored twice)."""
     from ..search.sources import VectorLatency, get_accuracy_source, get_latency_source
-    from ..search.train import canonical
+    from ..search.indices import canonical
 
     import torch
 
@@ -59,7 +59,7 @@ def _default_budgets(acc_spec: str, lat_spec: str, space, train_samples: int | N
 
 
 def _search(args: argparse.Namespace) -> int:
-    from ..search.train import TrainConfig, train
+    from ..search import TrainConfig, train
     from ..space import MBV3Space
     from .train import parse_range, plot_run
 

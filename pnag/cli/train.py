@@ -52,7 +52,7 @@ def parse_budget_list(text: str, what: str = "--budgets") -> list[float]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from ..search.train import TrainConfig, train
+    from ..search import TrainConfig, train
 
     lo, hi = parse_range(args.budgets)
     kw = dict(space=args.space, accuracy=args.accuracy, latency=args.latency, budgets=(lo, hi),
@@ -88,7 +88,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from ..search.train import Run
+    from ..search import Run
 
     if args.budget is not None:
         budgets = [args.budget]
@@ -154,7 +154,7 @@ def plot_run(run, path: str | Path, budgets=None, samples: int = 16) -> Path:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from ..search.train import Run
+    from ..search import Run
 
     run = Run.load(args.run)
     print(plot_run(run, args.output))

@@ -26,6 +26,8 @@ import torch
 from ..errors import BudgetError, DataError, PnagError, allowed
 from ..space.base import SearchSpace, make_rng
 from .generator import Generator
+from .indices import canonical
+from .policy import policy_gradient_step
 from .rewards import mnas_reward, tunas_reward
 
 __all__ = [
@@ -109,13 +111,6 @@ def equal_share(total_queries: int, n_budgets: int) -> int:
 
 def _sizes(space: SearchSpace) -> np.ndarray:
     return np.array([len(c) for c in space.decision_choices], dtype=np.int64)
-
-
-def canonical(space: SearchSpace, idx: np.ndarray) -> np.ndarray:
-    """Index matrix with inactive decisions zeroed, so equal architectures have equal rows."""
-    idx = np.asarray(idx, dtype=np.int64)
-    mask = space.active_mask(torch.from_numpy(idx)).numpy()
-    return np.where(mask, idx, 0)
 
 
 def _sample(space: SearchSpace, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -358,10 +353,10 @@ def policy_gradient_search(
 
     The generator is trained for this one budget only, with reward ``mnas`` or ``tunas``
     (:mod:`pnag.search.rewards`) on predicted accuracy (divided by ``acc_scale``: a % score becomes
-    the fraction the rewards assume) and latency (ms). Batches of ``batch`` samples, the batch-mean
-    reward as baseline, Adam ``lr`` (default 1e-2: the published 3e-4 barely moves in a per-budget
-    share of queries), entropy bonus ``entropy``. Spends ``steps * batch`` predictor queries and
-    returns the sampled architecture with the highest reward: these rewards are soft constraints,
+    the fraction the rewards assume) and latency (ms). Batches of ``batch`` samples, Adam ``lr``
+    (default 1e-2: the published 3e-4 barely moves in a per-budget share of queries), entropy bonus
+    ``entropy``; the step is the run's own (:func:`pnag.search.policy.policy_gradient_step`:
+    leave-one-out baseline, standardised). Spends ``steps * batch`` predictor queries and returns the sampled architecture with the highest reward: these rewards are soft constraints,
     so it may exceed the budget.
     """
     b = _check_budget(budget)
@@ -376,22 +371,21 @@ def policy_gradient_search(
         policy = Generator(space, (0.0, 2.0 * b), hidden=hidden)
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(policy.parameters(), lr=lr)
-    budgets = torch.full((batch,), b)
     seen_i, seen_a, seen_l, seen_r = [], [], [], []
-    for _ in range(steps):
-        idx, logp, ent = policy.sample(budgets, generator=g)
+
+    def scored(idx: torch.Tensor, budgets: torch.Tensor) -> torch.Tensor:
         idx_np = canonical(space, idx.numpy())
         acc = _scores(score_fn, idx_np, "score_fn")
         lat = _scores(latency_fn, idx_np, "latency_fn")
-        r = torch.as_tensor(reward_fn(acc / acc_scale, lat, b), dtype=torch.float32)
-        loss = -((r - r.mean()) * logp).mean() - entropy * ent.mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        r = reward_fn(acc / acc_scale, lat, b)
         seen_i.append(idx_np)
         seen_a.append(acc)
         seen_l.append(lat)
-        seen_r.append(r.numpy().astype(np.float64))
+        seen_r.append(np.asarray(r, dtype=np.float64))
+        return torch.as_tensor(r, dtype=torch.float64)
+
+    for _ in range(steps):
+        policy_gradient_step(policy, opt, torch.full((1,), b), batch, scored, entropy, g)
     idx_all = np.concatenate(seen_i)
     acc_all, lat_all, rew = np.concatenate(seen_a), np.concatenate(seen_l), np.concatenate(seen_r)
     i = int(np.argmax(rew))

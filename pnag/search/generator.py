@@ -7,8 +7,15 @@ normalised to the trained range and also sets the initial state, so one network 
 in the range.
 
 Decisions that do not matter for the sampled architecture (MobileNetV3: expand ratio and kernel of
-layers beyond their unit's depth, per ``space.active_mask``) are **sampled, then masked**: they are
-excluded from the log-probability and the entropy, so they get no gradient.
+layers beyond their unit's depth, per ``space.active_mask``) are **not sampled**: the space's activity
+rule is causal (whether decision ``t`` matters depends only on decisions before it, e.g. a unit's depth
+comes before its layers), so at each step the generator knows whether the decision is active. An
+inactive decision is set to its canonical choice 0 and the next step reads a learned *skip* token
+instead of a choice embedding. The policy is then a proper distribution over architectures: ``logp``
+is the exact log-probability of the architecture (the active decisions' terms), inactive decisions
+carry no gradient and do not condition later choices, and the policy gradient is unbiased. (Sampling
+them and masking only their log-probabilities, as before, left them conditioning later choices, which
+biased the gradient.)
 """
 
 from __future__ import annotations
@@ -45,8 +52,9 @@ class Generator(nn.Module):
         self.register_buffer("offsets", torch.tensor([0] + self.n_choices[:-1]).cumsum(0), persistent=False)
         self.register_buffer("valid", torch.arange(C)[None, :] < torch.tensor(self.n_choices)[:, None],
                              persistent=False)  # (T, C): which padded logits are real choices
-        self.start = sum(self.n_choices)
-        self.embed = nn.Embedding(self.start + 1, H)  # embeddings of every (decision, choice); last: start token
+        self.start = sum(self.n_choices)  # token read at t = 0
+        self.skip = self.start + 1  # token read after an inactive decision
+        self.embed = nn.Embedding(self.start + 2, H)  # every (decision, choice), then the start and skip tokens
         self.budget_in = nn.Sequential(nn.Linear(1, H), nn.Tanh(), nn.Linear(H, H))
         self.budget_h0 = nn.Linear(H, 2 * H)
         self.lstm = nn.LSTM(H, H, batch_first=True)
@@ -82,10 +90,11 @@ class Generator(nn.Module):
                temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Draw one architecture per budget (ms).
 
-        Returns ``idx`` long ``(B, T)`` choice indices, ``logp (B,)`` the log-probability of the
-        active decisions, and ``entropy (B,)`` the summed entropy of the active decisions' policies
-        (both differentiable). ``greedy`` takes the most likely choice at every step; ``temperature``
-        > 1 flattens the sampling distribution (for diverse proposals; ``logp`` stays that of the policy).
+        Returns ``idx`` long ``(B, T)`` choice indices in canonical form (inactive decisions 0),
+        ``logp (B,)`` the log-probability of the architecture (its active decisions), and
+        ``entropy (B,)`` the summed entropy of the active decisions' policies (both differentiable).
+        ``greedy`` takes the most likely choice at every step; ``temperature`` > 1 flattens the
+        sampling distribution (for diverse proposals; ``logp`` stays that of the policy).
         """
         budgets = torch.as_tensor(budgets, dtype=torch.float32).reshape(-1)
         B = budgets.shape[0]
@@ -93,7 +102,7 @@ class Generator(nn.Module):
             e, h, c = self._init(budgets)
             h, c = h[0], c[0]
             prev = torch.full((B,), self.start, dtype=torch.long)
-            idx = []
+            idx_t = torch.zeros(B, self.T, dtype=torch.long)
             for t in range(self.T):
                 h, c = self._cell(self.embed(prev) + e, h, c)
                 z = self._logits(h, t)
@@ -101,18 +110,24 @@ class Generator(nn.Module):
                     choice = z.argmax(1)
                 else:
                     choice = torch.multinomial(torch.softmax(z / temperature, 1), 1, generator=generator).squeeze(1)
-                idx.append(choice)
-                prev = choice + self.offsets[t]
-        idx_t = torch.stack(idx, 1)
+                active = self.space.active_mask(idx_t)[:, t]  # causal: depends on decisions < t only
+                idx_t[:, t] = torch.where(active, choice, torch.zeros_like(choice))
+                prev = torch.where(active, choice + self.offsets[t], torch.full_like(choice, self.skip))
         logp, ent = self.evaluate(budgets, idx_t)
         return idx_t, logp, ent
 
     def step_log_probs(self, budgets: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-decision log-probability of ``idx`` and policy entropy, ``(B, T)`` each, unmasked."""
+        """Per-decision log-probability of ``idx`` and policy entropy, ``(B, T)`` each, unmasked.
+
+        Each step reads the previous decision's choice, or the skip token where that decision is
+        inactive (as in :meth:`sample`)."""
         budgets = torch.as_tensor(budgets, dtype=torch.float32).reshape(-1)
+        idx = idx.long()
         e, h, c = self._init(budgets)
         start = torch.full((idx.shape[0], 1), self.start, dtype=torch.long)
-        prev = torch.cat([start, idx[:, :-1] + self.offsets[:-1]], 1)
+        active = self.space.active_mask(idx)
+        prev_tok = torch.where(active[:, :-1], idx[:, :-1] + self.offsets[:-1], torch.full_like(idx[:, :-1], self.skip))
+        prev = torch.cat([start, prev_tok], 1)
         out, _ = self.lstm(self.embed(prev) + e.unsqueeze(1), (h, c))
         lp = torch.log_softmax(self._logits(out), -1)  # (B, T, C)
         chosen = lp.gather(2, idx.unsqueeze(2)).squeeze(2)

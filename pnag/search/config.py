@@ -1,0 +1,151 @@
+"""The configuration of a training run: one frozen dataclass, checked when built."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from ..errors import BudgetError, DataError, PnagError, allowed, check_fraction
+from ..predict.mlp import TARGETS
+from ..predict.ranker import BUDGET_MODES
+from .rewards import REWARDS
+
+SPACES = ("mbv3", "nb201")
+W10_DATASET = "dataset:ofa-mbv3-w1.0-imagenet"
+
+# integer fields and their minimum (None-able fields are skipped when None)
+_INT_MIN = {"steps": 1, "budgets_per_step": 1, "samples_per_budget": 2, "hidden": 1, "ensemble": 1,
+            "eval_rounds": 1, "eval_candidates": 1, "checkpoint_every": 1, "ranker_steps": 1, "ranker_pool": 1,
+            "predictor_hidden": 1, "predictor_epochs": 1, "train_samples": 2, "latency_samples": 2,
+            "eval_budget": 0, "eval_parents": 0, "choice_parents": 0, "choice_calibration": 0, "refine_steps": 0}
+_NUM_MIN0 = ("pessimism", "choice_pessimism", "optimism")
+_FLAGS = {"train_samples": "--train-samples", "latency_samples": "--latency-samples", "eval_budget": "--eval-budget"}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run depends on. Latencies and budgets in ms; accuracy in %."""
+
+    space: str = "mbv3"
+    accuracy: str = W10_DATASET
+    latency: str = "lut:i7-8700k"
+    budgets: tuple[float, float] = (10.0, 24.0)
+    width: float | None = None  # mbv3: default 1.0 with the w1.0 dataset, else 1.2
+    resolution: int = 224
+    train_samples: int | None = None  # None: every record (dataset) or 1000 (nb201 / sampled sources)
+    latency_samples: int | None = None  # learn latency from this many architectures instead of the source
+    reward: str = "pareto"
+    eval_budget: int = 0
+    seed: int = 0
+    steps: int = 200
+    budgets_per_step: int = 16
+    samples_per_budget: int = 8
+    lr: float = 3e-3
+    entropy: float = 1e-3
+    hidden: int = 64
+    predictor_preset: str = "fast"
+    predictor_hidden: int | None = None  # None: 64 for mbv3, 128 for nb201 (measured; see BENCHMARKS.md)
+    predictor_epochs: int | None = None  # None: 60 for mbv3, 150 for nb201
+    # what the accuracy members regress (PredictorConfig.target); None: "log-error" for an accuracy in %,
+    # "identity" for a score (proxies). The latency predictor always regresses ms.
+    predictor_target: str | None = None
+    ensemble: int = 5
+    # k of the lower confidence bound mean - k * std that labels every row the ranker learns from
+    # (measured and sampled alike, on one scale)
+    pessimism: float = 3.0
+    # k of the final choice among candidates, mean - k * std; 0 since the calibration below corrects
+    # the predictor's over-rating (measured on NB201 tuning seeds 10-49; BENCHMARKS.md)
+    choice_pessimism: float = 0.0
+    choice_parents: int = 4  # generate() also weighs neighbours of this many best measured archs per budget
+    # > 0: generate() lowers the scores of unmeasured candidates, per budget, by the accuracy predictor's
+    # out-of-bag over-prediction on this many measured archs within the budget (those it rates highest;
+    # pnag.search.choice.calibration_shift); 0: off
+    choice_calibration: int = 5
+    # generate(): rounds of one-decision hill climbing from the best candidates under the run's objective
+    # (origin "refined"); 0: off
+    refine_steps: int = 0
+    optimism: float = 1.0  # k of the upper confidence bound used to choose look-ups (eval budget)
+    ranker_mode: str = "continuous"
+    ranker_budgets: tuple[float, ...] = ()  # one-hot mode: the budgets (default 5 across the range)
+    ranker_steps: int = 400
+    ranker_pool: int = 4000
+    # fraction of each ranker step's pairs drawn within their budget and near its top (ParetoRanker.fit)
+    ranker_top_pairs: float = 0.0
+    eval_rounds: int = 4
+    eval_candidates: int = 256
+    eval_temperature: float = 2.0  # flatter sampling for diverse look-up proposals
+    eval_parents: int = 4  # look-ups also consider neighbours of this many best measured archs per budget
+    checkpoint_every: int = 50
+
+    def __post_init__(self) -> None:
+        if self.space not in SPACES:
+            raise PnagError(f"--space: {self.space!r} is not known; allowed: {allowed(SPACES)}")
+        try:
+            lo, hi = (float(b) for b in self.budgets)
+        except (TypeError, ValueError):
+            raise BudgetError(f"--budgets: {self.budgets!r}; allowed: LO:HI in ms with 0 < LO < HI") from None
+        if not (0 < lo < hi and math.isfinite(hi)):
+            raise BudgetError(f"--budgets: {lo:g}:{hi:g}; allowed: LO:HI in ms with 0 < LO < HI")
+        object.__setattr__(self, "budgets", (lo, hi))
+        object.__setattr__(self, "ranker_budgets", tuple(float(b) for b in self.ranker_budgets))
+        if self.reward not in REWARDS:
+            raise PnagError(f"--reward: {self.reward!r} is not known; allowed: {allowed(REWARDS)}")
+        if self.ranker_mode not in BUDGET_MODES:
+            raise PnagError(f"ranker mode: {self.ranker_mode!r} is not known; allowed: {allowed(BUDGET_MODES)}")
+        for name, minimum in _INT_MIN.items():
+            v = getattr(self, name)
+            if v is None and name in ("train_samples", "latency_samples", "predictor_hidden", "predictor_epochs"):
+                continue
+            if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+                raise PnagError(f"{_FLAGS.get(name, name)}: {v!r}; allowed: an integer >= {minimum}")
+        check_fraction(self.ranker_top_pairs, "ranker_top_pairs")
+        for name in _NUM_MIN0:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise PnagError(f"{name}: {v!r}; allowed: a number >= 0")
+        if self.predictor_target is not None and self.predictor_target not in TARGETS:
+            raise PnagError(f"predictor_target: {self.predictor_target!r} is not known; allowed: {allowed(TARGETS)}")
+        if self.space == "nb201" and self.width is not None:
+            raise PnagError(f"--width: {self.width}; allowed only with --space mbv3")
+
+    @property
+    def resolved_width(self) -> float | None:
+        if self.space != "mbv3":
+            return None
+        if self.width is not None:
+            return float(self.width)
+        return 1.0 if self.accuracy == W10_DATASET else 1.2
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["budgets"], d["ranker_budgets"] = list(self.budgets), list(self.ranker_budgets)
+        return d
+
+    @classmethod
+    def from_json(cls, d: Any) -> "TrainConfig":
+        if not isinstance(d, dict):
+            raise DataError(f"run config: a JSON {type(d).__name__}; allowed: a JSON object of TrainConfig fields")
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise DataError(f"run config: unknown field(s) {', '.join(unknown)}")
+        d = dict(d)
+        try:
+            d["budgets"] = tuple(d.get("budgets", (10.0, 24.0)))
+            d["ranker_budgets"] = tuple(d.get("ranker_budgets", ()))
+        except TypeError:
+            raise DataError(f"run config: budgets {d.get('budgets')!r}; allowed: a list [LO, HI] in ms") from None
+        return cls(**d)
+
+
+def make_space(config: TrainConfig):
+    """The search space a run searches."""
+    from ..space import get_space
+
+    if config.space == "mbv3":
+        return get_space("mbv3", width=config.resolved_width, resolution=config.resolution)
+    return get_space("nb201")
+
+
+__all__ = ["TrainConfig", "make_space", "SPACES", "W10_DATASET"]

@@ -1,0 +1,291 @@
+"""Train once, generate for any budget: predictors, Pareto-aware ranker and generator in one run directory.
+
+Stages (each saved atomically in the run directory; an interrupted run resumes from the last saved one,
+and the generator from its last checkpoint):
+
+1. ``data``: the measured table (architectures as decision indices, accuracy %, latency ms);
+2. ``predictors``: an accuracy ensemble (:class:`pnag.predict.MLPPredictor`; none when the accuracy
+   source is itself a model) and, with ``latency_samples``, a latency ensemble;
+3. ``ranker``: the Pareto-aware ranker (``reward="pareto"``), trained on pairs of the measured table
+   and random architectures, all labelled on one scale (the accuracy model's mean - k * spread); its
+   pair accuracy is reported on held-out architectures;
+4. ``generator``: policy gradient (Adam, entropy bonus) on batches of ``budgets_per_step`` budgets
+   drawn across the range times ``samples_per_budget`` architectures each; advantages are
+   leave-one-out and standardised per budget (:mod:`pnag.search.policy`);
+5. ``eval`` (``eval_budget > 0``): look-up rounds (:mod:`pnag.search.active`).
+
+:meth:`pnag.search.run.Run.generate` serves budgets from the finished run.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from .._io import torch_save_atomic
+from ..errors import BudgetError, PnagError
+from ..predict.mlp import MLPPredictor, PredictorConfig
+from ..predict.ranker import ParetoRanker
+from .config import TrainConfig
+from .indices import canonical, index_keys, random_indices
+from .policy import policy_gradient_step
+from .rewards import mnas_reward, tunas_reward
+from .run import Run, RunModels, config_document, read_config
+
+RANKER_HOLDOUT = 0.2  # fraction of the ranker's architectures held out to report its pair accuracy
+
+
+def progress_bar(total: int, initial: int, enabled: bool, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, disable=not (enabled and sys.stderr.isatty()),
+                file=sys.stderr, leave=False)
+
+
+# -- stages ------------------------------------------------------------------------------------------
+def stage_data(run: Run, metrics: dict) -> None:
+    cfg, space = run.config, run.space
+    exact = run.lat_source  # resolve both specs before any long work
+    src = run.acc_source
+    archs, acc = src.table(cfg.train_samples, cfg.seed)
+    idx = canonical(space, torch.as_tensor(np.stack([space.to_indices(a) for a in archs])))
+    keep = sorted({k: i for i, k in enumerate(index_keys(idx))}.values())  # one row per architecture
+    idx, acc = idx[keep], np.asarray(acc)[keep]
+    lat = exact(idx)
+    # the fastest architecture known: exhaustive minimum, else among the table and the all-first-choice one
+    lows = torch.zeros(1, idx.shape[1], dtype=torch.long)
+    if exact.exhaustive:
+        codes_min = int(torch.argmin(exact._lookup))
+        sizes = [len(c) for c in space.decision_choices]
+        fastest = torch.tensor(np.unravel_index(codes_min, sizes), dtype=torch.long).view(1, -1)
+    else:
+        pool = torch.cat([idx, lows])
+        fastest = pool[int(torch.argmin(exact(pool)))].view(1, -1)
+    run.data = {"idx": idx, "accuracy": torch.as_tensor(acc, dtype=torch.float64), "latency": lat.double(),
+                "fastest_idx": canonical(space, fastest)[0]}
+    run.metrics["min_latency_ms"] = metrics["min_latency_ms"] = float(exact(fastest)[0])
+    metrics["data"] = {"n": int(len(idx)), "accuracy_source": cfg.accuracy, "accuracy_unit": src.unit,
+                       "note": src.note, "latency_source": cfg.latency,
+                       "accuracy_range": [float(acc.min()), float(acc.max())],
+                       "latency_range_ms": [float(lat.min()), float(lat.max())]}
+    lo, hi = cfg.budgets
+    if hi < metrics["min_latency_ms"]:
+        raise BudgetError(f"--budgets: {lo:g}:{hi:g} ms lies below the fastest architecture "
+                          f"({metrics['min_latency_ms']:.4g} ms); allowed: a range reaching above it")
+    run.save_data()
+
+
+def fit_predictors(run: Run, seed: int) -> dict[str, Any]:
+    cfg, space = run.config, run.space
+    pc = PredictorConfig.preset_config(cfg.predictor_preset, seed=seed) if cfg.predictor_preset == "published" else \
+        PredictorConfig.preset_config(cfg.predictor_preset, ensemble=cfg.ensemble, seed=seed,
+                                      hidden=cfg.predictor_hidden or (128 if cfg.space == "nb201" else 64),
+                                      epochs=cfg.predictor_epochs or (150 if cfg.space == "nb201" else 60))
+    out: dict[str, Any] = {}
+    acc_model, acc_pred = run.acc_source.model, None
+    if acc_model is None:
+        target = cfg.predictor_target or ("log-error" if run.acc_source.unit == "%" else "identity")
+        acc_pred = MLPPredictor(space, replace(pc, target=target))
+        x = space.encode_indices(run.data["idx"]).numpy()
+        out["accuracy"] = acc_pred.fit(x, run.data["accuracy"].numpy())
+    lat_pred, lat_exact = None, run.lat_source
+    if cfg.latency_samples:
+        if run.models is not None and run.models.lat_pred is not None:
+            lat_pred = run.models.lat_pred  # fitted once; eval rounds add accuracy, not latency
+        else:
+            g = torch.Generator().manual_seed(seed + 11)
+            li = canonical(space, random_indices(space, cfg.latency_samples, g))
+            lat_pred = MLPPredictor(space, replace(pc, seed=seed + 12))
+            out["latency"] = lat_pred.fit(space.encode_indices(li).numpy(), lat_exact(li).numpy())
+        lat_exact = None
+    run.models = RunModels(space, cfg, acc_model, acc_pred, lat_exact, lat_pred)
+    return out
+
+
+def stage_predictors(run: Run, metrics: dict) -> None:
+    metrics.setdefault("predictors", {}).update(fit_predictors(run, run.config.seed))
+    run.save_models()
+    if run.models.lat_pred is not None:  # feasibility is judged by the latency model: its fastest architecture
+        d = run.data
+        pool = torch.cat([d["idx"], d["fastest_idx"].view(1, -1), torch.zeros_like(d["fastest_idx"]).view(1, -1)])
+        lat = run.models.latency(pool)
+        d["fastest_idx"] = pool[int(torch.argmin(lat))].clone()
+        # its latency as generate() computes it (alone: float32 results can depend on the batch)
+        fastest_ms = float(run.models.latency(d["fastest_idx"].view(1, -1))[0])
+        run.metrics["min_latency_ms"] = metrics["min_latency_ms"] = fastest_ms
+        run.save_data()
+
+
+def fit_ranker(run: Run, seed: int) -> dict[str, float]:
+    """Train the ranker on the measured table and ``ranker_pool`` random architectures, every row
+    labelled by the accuracy model's ``mean - pessimism * spread`` (one scale: a measured row's true
+    accuracy beside pessimistic estimates would teach the generator to reproduce measured rows).
+    Returns the fit's figures with ``pair_accuracy`` on the held-out rows (``RANKER_HOLDOUT``)."""
+    cfg, space = run.config, run.space
+    lo, hi = cfg.budgets
+    rb = cfg.ranker_budgets or tuple(np.linspace(lo, hi, 5).tolist())
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed + 5)
+        ranker = ParetoRanker(space.encoding_size, cfg.budgets, cfg.ranker_mode,
+                              rb if cfg.ranker_mode == "onehot" else None)
+    g = torch.Generator().manual_seed(seed + 6)
+    pool = canonical(space, random_indices(space, cfg.ranker_pool, g))
+    idx = torch.cat([run.data["idx"], pool])
+    acc = run.models.pessimistic(idx)
+    lat = run.models.latency(idx)
+    x = space.encode_indices(idx).numpy()
+    perm = torch.randperm(len(idx), generator=g)
+    n_out = max(2, int(round(RANKER_HOLDOUT * len(idx))))
+    test, fit_rows = perm[:n_out], perm[n_out:]
+    res = ranker.fit(x[fit_rows], acc[fit_rows].numpy(), lat[fit_rows].numpy(), steps=cfg.ranker_steps,
+                     seed=seed + 7, top_pairs=cfg.ranker_top_pairs)
+    held = ranker.evaluate(x[test], acc[test].numpy(), lat[test].numpy(), seed=seed + 8)
+    run.ranker = ranker
+    torch_save_atomic(ranker.to_state(), run.dir / "ranker.pt")
+    return {"loss": held["loss"], "pair_accuracy": held["pair_accuracy"], "pair_accuracy_train": res["pair_accuracy"],
+            "held_out": int(n_out)}
+
+
+def stage_ranker(run: Run, metrics: dict) -> None:
+    metrics["ranker"] = fit_ranker(run, run.config.seed)
+
+
+def reward_fn(run: Run) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    cfg, space, models = run.config, run.space, run.models
+
+    def reward(idx: torch.Tensor, budgets: torch.Tensor) -> torch.Tensor:
+        if cfg.reward == "pareto":
+            return run.ranker(space.encode_indices(idx), budgets).double()
+        acc = models.pessimistic(idx) / 100.0  # the rewards take a fraction
+        lat = models.latency(idx)
+        b = budgets.double()
+        return mnas_reward(acc, lat, b) if cfg.reward == "mnas" else tunas_reward(acc, lat, b)
+
+    return reward
+
+
+def train_generator(run: Run, metrics: dict, steps: int, tag: str, progress: bool, seed_offset: int = 0) -> None:
+    """Policy gradient for ``steps`` steps, checkpointing every ``checkpoint_every`` (resumable)."""
+    cfg = run.config
+    gen = run.generator if run.generator is not None and tag != "generator" else run.new_generator()
+    opt = torch.optim.Adam(gen.parameters(), lr=cfg.lr)
+    rng = torch.Generator().manual_seed(cfg.seed + 9 + seed_offset)
+    ckpt = run.dir / f"{tag}.ckpt.pt"
+    start, curve = 0, []
+    if ckpt.exists():
+        st = run.load_file(ckpt.name, ("model", "optim", "rng", "step", "curve"))
+        gen.load_state_dict(st["model"])
+        opt.load_state_dict(st["optim"])
+        rng.set_state(st["rng"])
+        start, curve = int(st["step"]), list(st["curve"])
+    reward = reward_fn(run)
+    lo, hi = cfg.budgets
+    gen.train()
+    bar = progress_bar(steps, start, progress, f"pnag train ({tag})")
+    for step in range(start, steps):
+        b = lo + (hi - lo) * torch.rand(cfg.budgets_per_step, generator=rng)
+        _, r = policy_gradient_step(gen, opt, b, cfg.samples_per_budget, reward, cfg.entropy, rng)
+        curve.append(float(r.mean()))
+        bar.update(1)
+        if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < steps:
+            torch_save_atomic({"model": gen.state_dict(), "optim": opt.state_dict(), "rng": rng.get_state(),
+                               "step": step + 1, "curve": curve}, ckpt)
+    bar.close()
+    gen.eval()
+    run.generator = gen
+    torch_save_atomic({"model": gen.state_dict()}, run.dir / "generator.pt")
+    metrics.setdefault("reward_curve", {})[tag] = [float(np.mean(curve[i:i + 10])) for i in range(0, len(curve), 10)]
+    if ckpt.exists():
+        ckpt.unlink()
+
+
+# -- the run -----------------------------------------------------------------------------------------
+def train(config: TrainConfig, run_dir: str | Path, progress: bool = True, threads: int | None = None) -> Run:
+    """Train (or resume) a run in ``run_dir``; returns the finished :class:`~pnag.search.run.Run`.
+
+    ``threads``: torch intra-op threads while training (restored afterwards; None keeps torch's
+    setting, all cores). On an idle 2-core machine 2 threads are faster (MobileNetV3 default run:
+    23 s against 33 s with 1); on a machine whose cores are busy with other work, 1 thread avoids
+    threads spinning against it (measured beside one busy process: 28 s with 1 thread, over 5
+    minutes with 2).
+    """
+    if threads is None:
+        return _train(config, run_dir, progress)
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise PnagError(f"threads: {threads!r} is not allowed; allowed: an integer >= 1 or None")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return _train(config, run_dir, progress)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _open_run_dir(config: TrainConfig, run_dir: Path) -> None:
+    """Check ``run_dir`` is new, empty or a run of the same settings; raises before anything is written."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise PnagError(f"-o: {str(run_dir)!r} exists and is not a directory; allowed: a new or run directory")
+    if (run_dir / "config.json").exists():
+        old = read_config(run_dir).to_json()
+        new = config.to_json()
+        diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        if diff:
+            k = diff[0]
+            raise PnagError(f"-o {str(run_dir)!r}: holds a run with {k}={old.get(k)!r}, not {new.get(k)!r}; "
+                            "allowed: the same settings (to resume) or another directory")
+    elif run_dir.exists() and any(run_dir.iterdir()):
+        raise PnagError(f"-o: {str(run_dir)!r} is a non-empty directory that is not a run; allowed: a new or "
+                        "empty directory, or an earlier run to resume")
+
+
+def _train(config: TrainConfig, run_dir: str | Path, progress: bool) -> Run:
+    from .._io import write_json_atomic
+    from .active import stage_eval
+
+    run_dir = Path(run_dir)
+    _open_run_dir(config, run_dir)
+    run = Run(run_dir, config)
+    if config.eval_budget > 0 and run.acc_source.measure is None:  # found before any work is written
+        raise PnagError(f"--eval-budget: {config.eval_budget}; the accuracy source {config.accuracy!r} cannot measure "
+                        "new architectures; allowed: 0 with this source (nb201:* sources can)")
+    run.lat_source  # noqa: B018 - resolve the latency spec too before anything is written
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not (run_dir / "config.json").exists():
+        write_json_atomic(run_dir / "config.json", config_document(config))
+    done = run.state()["done"]
+    run.restore([s for s in done if s != "generator"])
+    metrics = dict(run.metrics)
+    t0 = time.perf_counter()
+    timings = metrics.setdefault("seconds", {})
+    stages: list[tuple[str, Callable[[Run, dict], None]]] = [
+        ("data", stage_data), ("predictors", stage_predictors), ("ranker", stage_ranker),
+        ("generator", lambda r, m: train_generator(r, m, config.steps, tag="generator", progress=progress)),
+        ("eval", lambda r, m: stage_eval(r, m, progress))]
+    for name, stage in stages:
+        if name == "ranker" and config.reward != "pareto" or name == "eval" and config.eval_budget == 0:
+            continue
+        if name in done:
+            if name == "generator":
+                run.restore(["generator"])
+            continue
+        t = time.perf_counter()
+        stage(run, metrics)
+        timings[name] = time.perf_counter() - t + (timings.get(name, 0.0) if name in ("generator", "eval") else 0.0)
+        run.save_metrics(metrics)
+        run.mark(name)
+    metrics["min_latency_ms"] = run.metrics.get("min_latency_ms", metrics.get("min_latency_ms"))
+    timings["total_this_session"] = time.perf_counter() - t0
+    run.metrics = metrics
+    run.save_metrics(metrics)
+    run.mark("done")
+    run.generator.eval()
+    return run
+
+
+__all__ = ["train", "fit_predictors", "fit_ranker", "train_generator", "reward_fn", "RANKER_HOLDOUT"]
