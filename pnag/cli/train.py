@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..errors import BudgetError, PnagError
 from ..predict.mlp import PRESETS, TARGETS
+from ..search.rewards import REWARDS
 from ._common import non_negative_int, positive_int, print_json, table
 
 
@@ -172,7 +173,9 @@ def register(sub) -> None:
     p.add_argument("--budgets", required=True, help="budget range LO:HI in ms")
     p.add_argument("--train-samples", type=positive_int("--train-samples"), default=None)
     p.add_argument("--latency-samples", type=positive_int("--latency-samples"), default=None)
-    p.add_argument("--reward", choices=("pareto", "mnas", "tunas"), default="pareto")
+    p.add_argument("--reward", choices=REWARDS, default="pareto",
+                   help="the generator's reward: pareto (the Pareto-aware ranker, as published), objective (the run's "
+                        "objective directly), mnas or tunas")
     p.add_argument("--eval-budget", type=non_negative_int("--eval-budget"), default=0)
     p.add_argument("--seed", type=non_negative_int("--seed"), default=0)
     p.add_argument("--threads", type=positive_int("--threads"), default=None,

@@ -39,11 +39,13 @@ class OFAAccuracyPredictor:
         if space.width != 1.2:
             raise PnagError(f"ofa-predictor: width {space.width} is not supported; allowed: 1.2 "
                             "(the predictor was trained on the width-1.2 supernet)")
-        if space.resolution not in ENC_RESOLUTIONS:
-            raise PnagError(f"ofa-predictor: resolution {space.resolution} has no slot in its encoding; allowed: "
+        bad = [r for r in space.resolutions if r not in ENC_RESOLUTIONS]
+        if bad:
+            raise PnagError(f"ofa-predictor: resolution {bad[0]} has no slot in its encoding; allowed: "
                             + ", ".join(map(str, ENC_RESOLUTIONS)))
         self.space = space
-        self.ofa_space = MBV3Space(width=space.width, resolution=space.resolution, encoding="ofa")
+        self.ofa_space = MBV3Space(width=space.width, resolution=space.resolution, encoding="ofa",
+                                   resolutions=space.resolutions if space.searches_resolution else None)
         if state is None:
             from ..data.registry import get_file
 

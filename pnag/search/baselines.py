@@ -40,11 +40,24 @@ __all__ = [
     "best_measured",
     "random_search",
     "evolutionary_search",
+    "EVOLUTION_PEER",
+    "evolution_queries",
     "policy_gradient_search",
     "refine_with_measurements",
 ]
 
 ScoreFn = Callable[[np.ndarray], np.ndarray]
+# once-for-all's EvolutionFinder defaults (its tutorial search): population 100, 500 generations, the top
+# 25 % kept as parents, half the population mutants (each decision redrawn with probability 0.1), the
+# rest crossovers; 100 + 500 x 75 = 37,600 predictor queries per budget
+EVOLUTION_PEER = {"population": 100, "generations": 500, "parent_ratio": 0.25, "mutation_ratio": 0.5,
+                  "mutate_prob": 0.1}
+
+
+def evolution_queries(population: int, generations: int, parent_ratio: float) -> int:
+    """Predictor queries of ``generations`` generations: the first population, then its children each time."""
+    n_par = max(1, int(round(parent_ratio * population)))
+    return population + generations * (population - n_par)
 REWARDS = ("mnas", "tunas")
 TOP_K = 16  # distinct predicted-feasible candidates kept per search (for eval-budget re-ranking)
 
@@ -271,13 +284,17 @@ def evolutionary_search(
     seed: int | None = None,
     rng: np.random.Generator | None = None,
     max_tries: int = 20,
+    initial: np.ndarray | None = None,
 ) -> SearchResult:
     """Once-for-all style evolution under the constraint latency <= ``budget`` (ms).
 
     A feasible random population is scored; each generation keeps the top ``parent_ratio`` as
-    parents and fills the rest with mutants (each decision resampled with ``mutate_prob``) and
-    uniform crossovers of two parents, both redrawn until feasible (OFA's rule; at most
-    ``max_tries`` rounds). Stops when ``queries`` predictor queries are spent.
+    parents and fills the rest with ``mutation_ratio x population`` mutants (each decision resampled
+    with ``mutate_prob``) and uniform crossovers of two parents, both redrawn until feasible (OFA's
+    rule; at most ``max_tries`` rounds). Stops when ``queries`` predictor queries are spent
+    (:data:`EVOLUTION_PEER` with :func:`evolution_queries` gives once-for-all's published settings).
+    ``initial (N, T)``: starting rows; the first population is then the best half population of the
+    feasible ones (by ``score_fn``, their queries counted) and mutants of them.
     """
     b = _check_budget(budget)
     queries = _positive_int(queries, "evolution queries")
@@ -291,7 +308,29 @@ def evolutionary_search(
     pop_n = min(population, queries)
     pop, pop_lat, looks = _feasible_fill(space, lambda k: _sample(space, k, gen), pop_n, latency_fn, b, max_tries)
     pop_acc = _scores(score_fn, pop, "score_fn")
-    spent = pop_n
+    extra = 0
+    if initial is not None and len(initial):  # the best feasible starting rows and their mutants
+        init = np.unique(canonical(space, np.asarray(initial, dtype=np.int64).reshape(-1, T)), axis=0)
+        init_lat = _scores(latency_fn, init, "latency_fn")
+        looks += len(init)
+        init, init_lat = init[init_lat <= b], init_lat[init_lat <= b]
+        if len(init):
+            init_acc = _scores(score_fn, init, "score_fn")
+            extra = len(init)
+            top = np.argsort(-init_acc, kind="stable")[:max(1, pop_n // 2)]
+            seeds = init[top]
+
+            def seeded(k: int) -> np.ndarray:
+                base = seeds[gen.integers(0, len(seeds), k)]
+                fresh = (gen.random((k, T)) * sizes).astype(np.int64)
+                return canonical(space, np.where(gen.random((k, T)) < mutate_prob, fresh, base))
+
+            kids, kids_lat, lk = _feasible_fill(space, seeded, pop_n - len(seeds), latency_fn, b, max_tries)
+            looks += lk
+            pop = np.concatenate([seeds, kids])
+            pop_lat = np.r_[init_lat[top], kids_lat]
+            pop_acc = np.r_[init_acc[top], _scores(score_fn, kids, "score_fn")]
+    spent = pop_n + extra
     seen_i, seen_a, seen_l = [pop], [pop_acc], [pop_lat]
     n_par = max(1, int(round(parent_ratio * population)))
     while spent < queries:
@@ -300,7 +339,7 @@ def evolutionary_search(
         n_child = min(population - n_par, queries - spent)
         if n_child <= 0:
             break
-        n_mut = int(round(mutation_ratio * n_child))
+        n_mut = min(n_child, int(round(mutation_ratio * population)))  # once-for-all: a share of the population
 
         def mutants(k: int) -> np.ndarray:
             base = par[gen.integers(0, len(par), k)]

@@ -21,9 +21,10 @@ def budget_advantages(r: torch.Tensor) -> torch.Tensor:
 
 
 def policy_gradient_step(policy, opt: torch.optim.Optimizer, budgets: torch.Tensor, m: int, reward: RewardFn,
-                         entropy: float, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+                         entropy: float, generator: torch.Generator | None,
+                         extra_loss: Callable[[], torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Draw ``m`` architectures for each budget (ms) of ``budgets (nb,)``, score them with ``reward``
-    and take one optimiser step on ``-(advantage x logp) - entropy x H``.
+    and take one optimiser step on ``-(advantage x logp) - entropy x H`` (plus ``extra_loss()``).
 
     Returns the drawn index rows ``(nb * m, T)`` and rewards ``(nb, m)``."""
     if m < 2:
@@ -35,6 +36,8 @@ def policy_gradient_step(policy, opt: torch.optim.Optimizer, budgets: torch.Tens
         r = reward(idx, bud).view(nb, m)
         adv = budget_advantages(r.double()).flatten().float()
     loss = -(adv * logp).mean() - entropy * ent.mean()
+    if extra_loss is not None:
+        loss = loss + extra_loss()
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()

@@ -6,14 +6,16 @@ broadcast over numpy arrays or torch tensors.
 * ``mnas``:  ``acc * (lat / B) ** w`` with ``w = -0.07`` (MnasNet soft constraint, as published
   in the PNAG comparison);
 * ``tunas``: ``acc + beta * |lat / B - 1|`` with ``beta = -0.07`` (TuNAS absolute reward);
-* ``pareto``: the score of the Pareto-aware ranker (:func:`pareto_reward`).
+* ``pareto``: the score of the Pareto-aware ranker (:func:`pareto_reward`);
+* ``objective``: the run's own objective under the same rule, without a ranker
+  (:func:`pnag.search.training.reward_fn`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-REWARDS = ("pareto", "mnas", "tunas")
+REWARDS = ("pareto", "objective", "mnas", "tunas")
 
 
 def mnas_reward(acc: Any, lat: Any, budget: Any, w: float = -0.07) -> Any:

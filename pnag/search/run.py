@@ -22,6 +22,7 @@ from ..errors import BudgetError, DataError, PnagError
 from ..predict.mlp import MLPPredictor
 from ..predict.ranker import ParetoRanker
 from . import sources
+from .archive import BudgetArchive
 from .choice import ORIGIN_CODE, ORIGINS, best_feasible, calibration_shift, monotone_sources
 from .config import TrainConfig, make_space
 from .generator import Generator
@@ -37,8 +38,9 @@ class Generation:
     """One architecture for one budget. Accuracy in %, latency in ms, MAdds in millions.
 
     ``origin``: what proposed it (``generator``: one of the generator's draws; ``neighbour``: one
-    decision away from the generator's greedy draw or a measured architecture; ``refined``: hill
-    climbing from the best candidate; ``measured``: the measured table; ``fastest``: the fastest
+    decision away from the generator's greedy draw or a measured architecture; ``archive``: the best
+    that the generator stage evaluated within the budget (:mod:`pnag.search.archive`); ``refined``: a
+    short evolution from the candidates (:meth:`Run.refine`); ``measured``: the measured table; ``fastest``: the fastest
     architecture known, when nothing else fits). ``measured``: its accuracy is a measured value;
     otherwise ``predicted_accuracy`` is the accuracy model's estimate.
     """
@@ -143,6 +145,8 @@ class Run:
         self.models: RunModels | None = None
         self.ranker: ParetoRanker | None = None
         self.generator: Generator | None = None
+        self.archive: BudgetArchive | None = None
+        self.resolution_note = ""  # which input resolutions the run searches and why (set by train())
         self.data: dict[str, torch.Tensor] = {}
         self.metrics: dict[str, Any] = {}
 
@@ -249,9 +253,11 @@ class Run:
             self.ranker = ParetoRanker.from_state_dict(self.load_file("ranker.pt", ("config", "weights")))
         if "generator" in done:
             self.generator = self.new_generator()
+            st = self.load_file("generator.pt", ("model",))
             try:
-                self.generator.load_state_dict(self.load_file("generator.pt", ("model",))["model"])
-            except (RuntimeError, TypeError, AttributeError) as exc:
+                self.generator.load_state_dict(st["model"])
+                self.archive = BudgetArchive.from_state_dict(st["archive"]) if "archive" in st else None
+            except (RuntimeError, TypeError, AttributeError, KeyError, ValueError, IndexError) as exc:
                 raise _damaged(self.dir, "generator.pt", f"{type(exc).__name__}: weights of another shape") from None
             self.generator.eval()
         self.metrics = read_json_file(self.dir, "metrics.json", dict, {})
@@ -346,6 +352,12 @@ class Run:
         base = torch.where(known, est, mean - self.config.choice_pessimism * std)
         return est, base, ~known, self.models.latency(idx)
 
+    def objective(self, idx: torch.Tensor, budgets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The run's objective of rows ``idx (N, T)`` under each budget (ms) of ``budgets (G,)``:
+        ``(N, G)`` scores (feasibility not applied) and latency ``(N,)`` ms."""
+        _, base, predicted, lat = self.estimates(idx)
+        return base[:, None] + predicted.double()[:, None] * self.shifts(budgets.double())[None, :], lat
+
     def shifts(self, budgets: torch.Tensor) -> torch.Tensor:
         """The calibration shift (points, <= 0) of unmeasured candidates per budget (ms)."""
         pred = self.models.acc_pred if self.models is not None else None
@@ -383,21 +395,41 @@ class Run:
                 "latency": lat[src], "measured": ~predicted[src], "origin": all_origin[src]}
 
     @torch.no_grad()
-    def refine(self, budgets: Sequence[float], chosen: dict[str, torch.Tensor], steps: int) -> dict[str, torch.Tensor]:
-        """``steps`` rounds of hill climbing: per budget, the best feasible one-decision neighbour of the
-        current answer replaces it when the objective rates it higher (origin ``refined``)."""
-        cur = dict(chosen)
-        for _ in range(steps):
-            nb = neighbours(self.space, cur["idx"])  # (B * S, T)
-            S = nb.shape[0] // len(budgets)
-            origin = torch.full((len(budgets), S), ORIGIN_CODE["refined"])
-            cand = torch.cat([cur["idx"][:, None, :], nb.view(len(budgets), S, -1)], 1)
-            origin = torch.cat([cur["origin"][:, None], origin], 1)
-            nxt = self.choose(budgets, cand, origin, include_table=False)
-            if torch.equal(nxt["idx"], cur["idx"]):
-                break
-            cur = nxt
-        return cur
+    def refine(self, budgets: Sequence[float], cand: torch.Tensor, chosen: dict[str, torch.Tensor],
+               generations: int) -> dict[str, torch.Tensor]:
+        """Per budget a short evolution (once-for-all's operators, population 100, ``generations``
+        generations) under the run's objective, started from ``cand (B, K, T)``, the chosen answer and the
+        archive's elites within the budget;
+        its best replaces the answer when the objective rates it higher (origin ``refined``)."""
+        from .baselines import EVOLUTION_PEER, evolution_queries, evolutionary_search
+
+        if generations <= 0:
+            return chosen
+        peer = EVOLUTION_PEER
+        q = evolution_queries(peer["population"], generations, peer["parent_ratio"])
+        rows = []
+        for i, b in enumerate(np.asarray(budgets, dtype=np.float64).tolist()):
+            bt = torch.tensor([b], dtype=torch.float64)
+
+            def score(idx: np.ndarray) -> np.ndarray:
+                return self.objective(torch.from_numpy(idx), bt)[0][:, 0].numpy()
+
+            def latency(idx: np.ndarray) -> np.ndarray:
+                return self.models.latency(torch.from_numpy(idx)).numpy()
+
+            start = [chosen["idx"][i:i + 1], cand[i]]
+            if self.archive is not None:  # the archive's front up to this budget: diverse starting points
+                keep = self.archive.filled & (self.archive.latency <= b + 1e-9)
+                start.append(self.archive.idx[keep])
+            start = torch.cat(start).numpy()
+            r = evolutionary_search(self.space, score, latency, b, q, population=peer["population"],
+                                    parent_ratio=peer["parent_ratio"], mutation_ratio=peer["mutation_ratio"],
+                                    mutate_prob=peer["mutate_prob"], seed=i, initial=start)
+            rows.append(torch.as_tensor(np.asarray(r.indices), dtype=torch.long))
+        found = torch.stack(rows)[:, None, :]
+        both = torch.cat([chosen["idx"][:, None, :], found], 1)
+        origin = torch.cat([chosen["origin"][:, None], torch.full((len(rows), 1), ORIGIN_CODE["refined"])], 1)
+        return self.choose(budgets, both, origin, include_table=False)
 
     def generate(self, budgets: Sequence[float] | float, samples: int = 1, seed: int = 0,
                  mode: str = "pnag") -> list[Generation]:
@@ -405,8 +437,9 @@ class Run:
 
         ``mode="pnag"`` (default): the best, by the run's objective, of ``samples`` generator draws (the
         greedy one first), one-decision neighbours of the greedy draw and of the best measured
-        architectures (``choice_parents``), the measured table and the fastest architecture, then
-        ``refine_steps`` rounds of hill climbing. ``mode="generator"``: the generator's own answer, the
+        architectures (``choice_parents``), the budget archive's elite (everything the generator stage
+        evaluated), the measured table and the fastest architecture, then
+        a short evolution per budget from those (``refine_generations``; :meth:`refine`). ``mode="generator"``: the generator's own answer, the
         best of its ``samples`` draws by the same objective (the fastest architecture if none fits).
         Answers are monotone in the budget among the budgets of one call (:mod:`pnag.search.choice`).
         """
@@ -423,7 +456,12 @@ class Run:
             wide = self.with_neighbours(b, cand, self.config.choice_parents)
             origin = torch.cat([origin, torch.full((len(b), wide.shape[1] - cand.shape[1]),
                                                    ORIGIN_CODE["neighbour"])], 1)
-            chosen = self.refine(b, self.choose(b, wide, origin), self.config.refine_steps)
+            if self.archive is not None:  # the archive's best within each budget
+                bt = torch.as_tensor(b)
+                elite, _ = self.archive.elites(bt, self.shifts(bt))
+                wide = torch.cat([wide, elite[:, None, :]], 1)
+                origin = torch.cat([origin, torch.full((len(b), 1), ORIGIN_CODE["archive"])], 1)
+            chosen = self.refine(b, wide, self.choose(b, wide, origin), self.config.refine_generations)
         else:
             chosen = self.choose(b, cand, origin, include_table=False)
         out = []

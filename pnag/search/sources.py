@@ -7,6 +7,9 @@ Accuracy specs (:func:`get_accuracy_source`), all in top-1 percent:
 * ``nb201:cifar10|cifar100|ImageNet16-120``: NAS-Bench-201; accuracy is *known* only for
   ``train_samples`` seeded random cells, the rest of the table stays unseen ground truth that
   :meth:`AccuracySource.measure` may look up (standing for training that cell) under an eval budget.
+* ``nb201-exact:cifar10|cifar100|ImageNet16-120``: the whole NAS-Bench-201 table used as the accuracy
+  model (exact objective: no predictor error, for judging search quality alone); ``train_samples``
+  seeded cells form the measured table.
 * ``ofa-predictor``: the published once-for-all predictor (MobileNetV3 width 1.2); it serves any
   architecture, so it is used directly as the accuracy model and labels ``train_samples`` samples.
 * ``proxy:NAME``: a training-free proxy (``pnag.predict.proxies``) scored on ``train_samples``
@@ -26,7 +29,8 @@ import torch
 
 from ..errors import DataError, PnagError, allowed
 
-ACCURACY_KINDS = ("dataset:NAME", "nb201:cifar10|cifar100|ImageNet16-120", "ofa-predictor", "proxy:NAME")
+ACCURACY_KINDS = ("dataset:NAME", "nb201:cifar10|cifar100|ImageNet16-120", "nb201-exact:DATASET", "ofa-predictor",
+                  "proxy:NAME")
 
 
 def mixed_radix_codes(space, idx: torch.Tensor) -> torch.Tensor:
@@ -61,6 +65,7 @@ class AccuracySource:
     measure: Callable[[Sequence], np.ndarray] | None = None
     model: Callable[[torch.Tensor], torch.Tensor] | None = None
     note: str = ""
+    resolutions: tuple[int, ...] | None = None  # MobileNetV3 input resolutions it covers (None: any)
 
 
 def _dataset_source(spec: str, name: str, space) -> AccuracySource:
@@ -85,7 +90,9 @@ def _dataset_source(spec: str, name: str, space) -> AccuracySource:
             archs, acc = [archs[i] for i in keep], [acc[i] for i in keep]
         return archs, np.asarray(acc, dtype=np.float64)
 
-    return AccuracySource(spec, "%", table, note=f"{len(ds)} measured records")
+    res = tuple(sorted({r.arch.resolution for r in ds.records if r.accuracy is not None
+                        and getattr(r.arch, "space", None) == "mbv3"})) or None
+    return AccuracySource(spec, "%", table, note=f"{len(ds)} measured records", resolutions=res)
 
 
 class NB201Lookup:
@@ -114,7 +121,7 @@ class NB201Lookup:
         return mixed_radix_codes(self.space, idx).numpy()
 
 
-def _nb201_source(spec: str, dataset: str, space) -> AccuracySource:
+def _nb201_source(spec: str, dataset: str, space, exact: bool = False) -> AccuracySource:
     from ..data.nb201 import check_nb201_dataset
 
     if getattr(space, "name", "") != "nb201":
@@ -133,6 +140,10 @@ def _nb201_source(spec: str, dataset: str, space) -> AccuracySource:
     def measure(archs: Sequence) -> np.ndarray:
         return acc[look.codes(archs)].copy()
 
+    if exact:
+        by_code = torch.as_tensor(acc, dtype=torch.float64)
+        return AccuracySource(spec, "%", table, measure=measure, model=lambda idx: by_code[mixed_radix_codes(space, idx)],
+                              note=f"NAS-Bench-201 {dataset} 200-epoch test accuracy, the whole table as the model")
     return AccuracySource(spec, "%", table, measure=measure, note=f"NAS-Bench-201 {dataset} 200-epoch test accuracy")
 
 
@@ -149,8 +160,10 @@ def _ofa_source(spec: str, space) -> AccuracySource:
     from ..predict.ofa import OFAAccuracyPredictor
 
     pred = OFAAccuracyPredictor(space)
+    from ..space.mbv3 import ENC_RESOLUTIONS
+
     return AccuracySource(spec, "%", _sampled_table(space, pred.predict_archs), model=pred.predict_indices,
-                          note="published once-for-all accuracy predictor (width 1.2)")
+                          note="published once-for-all accuracy predictor (width 1.2)", resolutions=ENC_RESOLUTIONS)
 
 
 def _proxy_source(spec: str, name: str, space) -> AccuracySource:
@@ -171,8 +184,8 @@ def get_accuracy_source(spec: str, space) -> AccuracySource:
     kind, _, arg = spec.partition(":")
     if kind == "dataset" and arg:
         return _dataset_source(spec, arg, space)
-    if kind == "nb201" and arg:
-        return _nb201_source(spec, arg, space)
+    if kind in ("nb201", "nb201-exact") and arg:
+        return _nb201_source(spec, arg, space, exact=kind == "nb201-exact")
     if spec == "ofa-predictor":
         return _ofa_source(spec, space)
     if kind == "proxy" and arg:
@@ -188,6 +201,49 @@ def get_latency_source(spec: str, space) -> Any:
     from ..latency.sources import get_latency_source as resolve
 
     return resolve(spec.strip(), space)
+
+
+def latency_resolutions(source: Any, width: float, candidates: Sequence[int]) -> tuple[int, ...] | None:
+    """Which of ``candidates`` (pixels) a MobileNetV3 latency source prices at ``width``: a table, the
+    resolutions it covers completely; a whole-network table, those of its networks; a source that
+    measures, all (None: it does not say, e.g. NAS-Bench-201)."""
+    if hasattr(source, "covers"):
+        return tuple(r for r in candidates if source.covers(width, r))
+    if hasattr(source, "_index"):  # a whole-network table
+        return tuple(sorted({a.resolution for a in source._index if a.width == width} & set(candidates)))
+    if str(getattr(source, "name", "")).startswith("measure:"):
+        return tuple(candidates)
+    return None
+
+
+def resolve_resolutions(config, acc_source: AccuracySource, lat_source: Any, requested: Sequence[int] | None):
+    """The input resolutions a MobileNetV3 run searches, and a sentence saying why.
+
+    ``requested`` None: once-for-all's default list where both sources cover more than one of it, else
+    the config's one resolution (fixed); a list: exactly those, each covered by both sources (a
+    :class:`PnagError` naming the first that is not and what each source covers)."""
+    from ..space.mbv3 import DEFAULT_RESOLUTIONS, RESOLUTION_RANGE
+
+    width = config.resolved_width
+    cands = tuple(requested) if requested is not None else DEFAULT_RESOLUTIONS
+    every = tuple(range(RESOLUTION_RANGE[0], RESOLUTION_RANGE[1] + 1, 16))
+    acc_cov = acc_source.resolutions
+    lat_cov = latency_resolutions(lat_source, width, sorted(set(every) | set(cands) | {config.resolution}))
+    ok = [r for r in cands if (acc_cov is None or r in acc_cov) and (lat_cov is None or r in lat_cov)]
+
+    def says(name, cov):
+        return f"{name} covers {'any resolution' if cov is None else allowed(cov) or 'none of them'}"
+
+    covers = f"{says(config.accuracy, acc_cov)}; {says(config.latency, lat_cov)} (width {width:g})"
+    if requested is not None:
+        bad = [r for r in cands if r not in ok]
+        if bad:
+            raise PnagError(f"--resolutions: {bad[0]} is not covered by the sources; {covers}; allowed: "
+                            f"{allowed(ok) or 'none of those asked'}")
+        return tuple(ok), f"resolution searched over {allowed(ok)}" if len(ok) > 1 else f"resolution fixed at {ok[0]}"
+    if len(ok) > 1:
+        return tuple(ok), f"resolution searched over {allowed(ok)} ({covers})"
+    return (config.resolution,), f"resolution fixed at {config.resolution}: the sources share no other ({covers})"
 
 
 class VectorLatency:
@@ -216,7 +272,16 @@ class VectorLatency:
         if self._lookup is not None:
             return self._lookup[mixed_radix_codes(self.space, idx)]
         if hasattr(self.source, "latency_from_indices"):
-            return torch.as_tensor(self.source.latency_from_indices(idx), dtype=torch.float64).reshape(-1)
+            if not getattr(self.space, "searches_resolution", False):
+                return torch.as_tensor(self.source.latency_from_indices(idx), dtype=torch.float64).reshape(-1)
+            out = torch.empty(idx.shape[0], dtype=torch.float64)
+            res = self.space.resolution_of(idx)
+            for r in self.space.resolutions:  # one table per resolution, on the 45 structural decisions
+                rows = torch.nonzero(res == r).flatten()
+                if len(rows):
+                    part = self.source.latency_from_indices(idx[rows, :45], resolution=r)
+                    out[rows] = torch.as_tensor(part, dtype=torch.float64).reshape(-1)
+            return out
         return torch.as_tensor(self._by_arch(idx), dtype=torch.float64)
 
     def min_latency(self) -> float | None:
@@ -225,4 +290,5 @@ class VectorLatency:
 
 
 __all__ = ["AccuracySource", "get_accuracy_source", "get_latency_source", "VectorLatency", "NB201Lookup",
+           "latency_resolutions", "resolve_resolutions",
            "mixed_radix_codes", "ACCURACY_KINDS"]

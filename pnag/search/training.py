@@ -32,10 +32,12 @@ from .._io import torch_save_atomic
 from ..errors import BudgetError, PnagError
 from ..predict.mlp import MLPPredictor, PredictorConfig
 from ..predict.ranker import ParetoRanker
+from .archive import BudgetArchive, offspring
 from .config import TrainConfig
 from .indices import canonical, index_keys, random_indices
 from .policy import policy_gradient_step
 from .rewards import mnas_reward, tunas_reward
+from . import sources
 from .run import Run, RunModels, config_document, read_config
 
 RANKER_HOLDOUT = 0.2  # fraction of the ranker's architectures held out to report its pair accuracy
@@ -72,6 +74,7 @@ def stage_data(run: Run, metrics: dict) -> None:
     run.metrics["min_latency_ms"] = metrics["min_latency_ms"] = float(exact(fastest)[0])
     metrics["data"] = {"n": int(len(idx)), "accuracy_source": cfg.accuracy, "accuracy_unit": src.unit,
                        "note": src.note, "latency_source": cfg.latency,
+                       "resolution_note": getattr(run, "resolution_note", ""),
                        "accuracy_range": [float(acc.min()), float(acc.max())],
                        "latency_range_ms": [float(lat.min()), float(lat.max())]}
     lo, hi = cfg.budgets
@@ -157,50 +160,102 @@ def stage_ranker(run: Run, metrics: dict) -> None:
 
 
 def reward_fn(run: Run) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The generator's reward ``(idx (N, T), budgets (N,) ms) -> (N,)``: the Pareto-aware ranker's score
+    (``pareto``, as published), the run's objective with the same rule (``objective``: within the
+    budget the objective, outside it below every feasible architecture and the lower the slower), or
+    a soft-constraint reward (``mnas``, ``tunas``)."""
     cfg, space, models = run.config, run.space, run.models
+    floor = float(run.data["accuracy"].min()) - 1.0
 
     def reward(idx: torch.Tensor, budgets: torch.Tensor) -> torch.Tensor:
         if cfg.reward == "pareto":
             return run.ranker(space.encode_indices(idx), budgets).double()
+        b = budgets.double()
+        if cfg.reward == "objective":
+            _, base, predicted, lat = run.estimates(idx)
+            value = base + predicted.double() * run.shifts(b)
+            return torch.where(lat <= b + 1e-9, value, floor - 100.0 * (lat / b - 1.0))
         acc = models.pessimistic(idx) / 100.0  # the rewards take a fraction
         lat = models.latency(idx)
-        b = budgets.double()
         return mnas_reward(acc, lat, b) if cfg.reward == "mnas" else tunas_reward(acc, lat, b)
 
     return reward
 
 
+def new_archive(run: Run, old: BudgetArchive | None = None) -> BudgetArchive:
+    """An empty archive over the run's budget grid, or ``old``'s rows re-scored by the current objective."""
+    lo, hi = run.config.budgets
+    arch = BudgetArchive(torch.linspace(lo, hi, run.config.archive_grid, dtype=torch.float64), run.generator.T,
+                         run.config.archive_per_bin)
+    if old is not None and bool(old.filled.any()):
+        offer(run, arch, old.idx[old.filled])
+    return arch
+
+
+def offer(run: Run, archive: BudgetArchive, idx: torch.Tensor) -> int:
+    """Score ``idx`` by the run's objective (no calibration shift: it depends on the budget and is applied
+    when elites are read) and offer it to ``archive``. Returns the number of rows scored (queries)."""
+    _, base, predicted, lat = run.estimates(idx)
+    archive.offer(idx, base, lat, predicted)
+    return len(idx)
+
+
 def train_generator(run: Run, metrics: dict, steps: int, tag: str, progress: bool, seed_offset: int = 0) -> None:
-    """Policy gradient for ``steps`` steps, checkpointing every ``checkpoint_every`` (resumable)."""
+    """Policy gradient for ``steps`` steps, checkpointing every ``checkpoint_every`` (resumable).
+
+    With ``imitation > 0`` each step also offers the generator's draws and ``archive_offspring``
+    offspring of the archive's elites to the budget archive (:mod:`pnag.search.archive`) and adds
+    ``imitation x -log p(elite | budget)`` to the loss."""
     cfg = run.config
-    gen = run.generator if run.generator is not None and tag != "generator" else run.new_generator()
+    fresh = run.generator is None or tag == "generator"
+    gen = run.new_generator() if fresh else run.generator
+    run.generator = gen
     opt = torch.optim.Adam(gen.parameters(), lr=cfg.lr)
     rng = torch.Generator().manual_seed(cfg.seed + 9 + seed_offset)
     ckpt = run.dir / f"{tag}.ckpt.pt"
-    start, curve = 0, []
+    start, curve, queries = 0, [], 0
+    archive = new_archive(run, None if fresh else run.archive)
     if ckpt.exists():
-        st = run.load_file(ckpt.name, ("model", "optim", "rng", "step", "curve"))
+        st = run.load_file(ckpt.name, ("model", "optim", "rng", "step", "curve", "archive", "queries"))
         gen.load_state_dict(st["model"])
         opt.load_state_dict(st["optim"])
         rng.set_state(st["rng"])
-        start, curve = int(st["step"]), list(st["curve"])
+        archive = BudgetArchive.from_state_dict(st["archive"])
+        start, curve, queries = int(st["step"]), list(st["curve"]), int(st["queries"])
     reward = reward_fn(run)
     lo, hi = cfg.budgets
     gen.train()
     bar = progress_bar(steps, start, progress, f"pnag train ({tag})")
     for step in range(start, steps):
+        # both ends of the range in every step: the tightest budget has the fewest feasible draws to learn from
         b = lo + (hi - lo) * torch.rand(cfg.budgets_per_step, generator=rng)
-        _, r = policy_gradient_step(gen, opt, b, cfg.samples_per_budget, reward, cfg.entropy, rng)
+        b[:2] = torch.tensor([lo, hi], dtype=b.dtype)
+        elite, has = archive.elites(b, run.shifts(b.double()))
+
+        def imitation() -> torch.Tensor:
+            if not bool(has.any()):
+                return torch.zeros(())
+            return -cfg.imitation * gen.log_prob(b[has], elite[has]).mean()
+
+        drawn, r = policy_gradient_step(gen, opt, b, cfg.samples_per_budget, reward, cfg.entropy, rng,
+                                        imitation if cfg.imitation > 0 else None)
+        queries += drawn.shape[0]
+        if cfg.imitation > 0:
+            with torch.no_grad():
+                pa, pb = archive.parents(cfg.archive_offspring, rng)
+                queries += offer(run, archive, torch.cat([drawn, offspring(run.space, pa, pb, 0.1, rng)]))
         curve.append(float(r.mean()))
         bar.update(1)
         if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < steps:
             torch_save_atomic({"model": gen.state_dict(), "optim": opt.state_dict(), "rng": rng.get_state(),
-                               "step": step + 1, "curve": curve}, ckpt)
+                               "step": step + 1, "curve": curve, "archive": archive.state_dict(),
+                               "queries": queries}, ckpt)
     bar.close()
     gen.eval()
-    run.generator = gen
-    torch_save_atomic({"model": gen.state_dict()}, run.dir / "generator.pt")
+    run.archive = archive
+    torch_save_atomic({"model": gen.state_dict(), "archive": archive.state_dict()}, run.dir / "generator.pt")
     metrics.setdefault("reward_curve", {})[tag] = [float(np.mean(curve[i:i + 10])) for i in range(0, len(curve), 10)]
+    metrics.setdefault("queries", {})[tag] = queries
     if ckpt.exists():
         ckpt.unlink()
 
@@ -244,13 +299,25 @@ def _open_run_dir(config: TrainConfig, run_dir: Path) -> None:
                         "empty directory, or an earlier run to resume")
 
 
+def resolved(config: TrainConfig) -> tuple[TrainConfig, str]:
+    """``config`` with its MobileNetV3 input resolutions decided (see ``TrainConfig.resolutions``), and
+    a sentence saying which and why ("" for NAS-Bench-201)."""
+    if config.space != "mbv3":
+        return config, ""
+    probe = Run(Path("."), replace(config, resolutions=(config.resolution,)))
+    res, note = sources.resolve_resolutions(config, probe.acc_source, probe.lat_source.source, config.resolutions)
+    return replace(config, resolutions=res), note
+
+
 def _train(config: TrainConfig, run_dir: str | Path, progress: bool) -> Run:
     from .._io import write_json_atomic
     from .active import stage_eval
 
     run_dir = Path(run_dir)
+    config, note = resolved(config)
     _open_run_dir(config, run_dir)
     run = Run(run_dir, config)
+    run.resolution_note = note
     if config.eval_budget > 0 and run.acc_source.measure is None:  # found before any work is written
         raise PnagError(f"--eval-budget: {config.eval_budget}; the accuracy source {config.accuracy!r} cannot measure "
                         "new architectures; allowed: 0 with this source (nb201:* sources can)")

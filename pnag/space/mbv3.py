@@ -5,6 +5,9 @@ Five units; each unit has a depth in {2, 3, 4}; each of its four layer slots a k
 or beyond a unit's depth are unused and carry no choice: in canonical form they hold 0. The width
 multiplier (1.0 or 1.2) selects the supernet; the input resolution defaults to 224.
 
+The input resolution can be a searched decision too (``MBV3Space(resolutions=(160, ..., 224))``: one
+more decision after the 45 structural ones); a space with one resolution keeps it fixed.
+
 Text forms:
 
 * legacy string ``depths:kernels:expands`` (5, 20 and 20 comma-separated integers, 0 in unused
@@ -38,6 +41,7 @@ RESOLUTION_RANGE = (128, 224)  # the once-for-all space; inclusive
 ENC_RESOLUTIONS = tuple(range(112, 225, 16))  # resolution one-hot of the 128-d encoding
 DEFAULT_WIDTH = 1.2
 DEFAULT_RESOLUTION = 224
+DEFAULT_RESOLUTIONS = (160, 176, 192, 208, 224)  # once-for-all's elastic resolutions, searched by default
 
 
 def _unit_layer(slot: int) -> str:
@@ -70,6 +74,15 @@ def check_resolution(res: Any, what: str = "resolution") -> int:
     if not lo <= res <= hi:
         raise ArchError(f"{what}: {res} is outside the space; allowed: {lo}..{hi}")
     return res
+
+
+def check_resolutions(values: Any, what: str = "--resolutions") -> tuple[int, ...]:
+    """Validate a list of input resolutions: sorted, distinct, each within the space."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray)) or len(values) == 0:
+        raise ArchError(f"{what}: {values!r}; allowed: a non-empty list of resolutions in "
+                        f"{RESOLUTION_RANGE[0]}..{RESOLUTION_RANGE[1]}")
+    out = sorted({check_resolution(v, what) for v in values})
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -299,33 +312,63 @@ _KERNEL_POS = _EXPAND_POS + 1
 
 
 class MBV3Space(SearchSpace[MBV3Arch]):
-    """The once-for-all MobileNetV3 space at one width and resolution.
+    """The once-for-all MobileNetV3 space at one width, at one input resolution or searching several.
 
-    Encodings: ``"pnag"`` (120-d: 20 kernel one-hots then 20 expand one-hots, zero in unused slots)
-    or ``"ofa"`` (128-d: those 120 plus a resolution one-hot over 112, 128, ..., 224).
+    Decisions: per unit a depth, then per layer an expand ratio and a kernel (45); with more than one
+    of ``resolutions``, a last decision picks the input resolution (46).
+
+    Encodings: ``"pnag"`` (120-d: 20 kernel one-hots then 20 expand one-hots, zero in unused slots;
+    plus a one-hot over ``resolutions`` when the resolution is searched) or ``"ofa"`` (128-d: those 120
+    plus a resolution one-hot over 112, 128, ..., 224).
     """
 
     name = "mbv3"
 
-    def __init__(self, width: float = DEFAULT_WIDTH, resolution: int = DEFAULT_RESOLUTION, encoding: str = "pnag"):
+    def __init__(self, width: float = DEFAULT_WIDTH, resolution: int = DEFAULT_RESOLUTION, encoding: str = "pnag",
+                 resolutions: Sequence[int] | None = None):
         self.width = check_width(width)
-        self.resolution = check_resolution(resolution)
+        self.resolutions = check_resolutions(resolutions) if resolutions is not None else (check_resolution(resolution),)
+        # the default for text forms that carry no resolution: the given one where searched, else the largest
+        self.resolution = check_resolution(resolution) if resolutions is None or check_resolution(resolution) in \
+            self.resolutions else self.resolutions[-1]
         if encoding not in ("pnag", "ofa"):
             raise ArchError(f"encoding: {encoding!r} is not known; allowed: pnag or ofa")
-        if encoding == "ofa" and self.resolution not in ENC_RESOLUTIONS:
-            raise ArchError(f"resolution: {self.resolution} has no slot in the 128-d encoding; allowed: {allowed(ENC_RESOLUTIONS)}")
+        bad = [r for r in self.resolutions if r not in ENC_RESOLUTIONS]
+        if encoding == "ofa" and bad:
+            raise ArchError(f"resolution: {bad[0]} has no slot in the 128-d encoding; allowed: {allowed(ENC_RESOLUTIONS)}")
         self.encoding = encoding
-        self.encoding_size = 120 if encoding == "pnag" else 128
+        self.searches_resolution = len(self.resolutions) > 1
+        self.encoding_size = 128 if encoding == "ofa" else 120 + (len(self.resolutions) if self.searches_resolution else 0)
+        self._choices = _CHOICES + ((self.resolutions,) if self.searches_resolution else ())
+        self._names = _NAMES + (("resolution",) if self.searches_resolution else ())
 
     def __repr__(self) -> str:
-        return f"MBV3Space(width={self.width}, resolution={self.resolution}, encoding={self.encoding!r})"
+        res = f"resolutions={self.resolutions}" if self.searches_resolution else f"resolution={self.resolution}"
+        return f"MBV3Space(width={self.width}, {res}, encoding={self.encoding!r})"
 
     # text
     def parse(self, text: str) -> MBV3Arch:
-        return parse_arch(text, width=self.width, resolution=self.resolution)
+        """Any text form; at a fixed resolution the space's own, where searched the text's (``r``) when it
+        says one (it must be one of the space's), else the default resolution."""
+        if not self.searches_resolution:
+            return parse_arch(text, width=self.width, resolution=self.resolution)
+        s = text.strip() if isinstance(text, str) else text
+        arch = parse_arch(s, width=self.width,
+                          resolution=None if isinstance(s, str) and s.startswith("{") else self.resolution)
+        return self._check_res(arch)
 
     def format(self, arch: MBV3Arch) -> str:
+        """The legacy string at a fixed resolution; the once-for-all dict (JSON, with ``r``) where the
+        resolution is searched, so that the text names it."""
+        if self.searches_resolution:
+            return json.dumps(arch.to_ofa_dict(), separators=(", ", ": "))
         return arch.to_legacy()
+
+    def _check_res(self, arch: MBV3Arch) -> MBV3Arch:
+        if arch.resolution not in self.resolutions:
+            raise ArchError(f"arch resolution: {arch.resolution} is not one of the space's; allowed: "
+                            f"{allowed(self.resolutions)}")
+        return arch
 
     def validate(self, arch: Any) -> MBV3Arch:
         if isinstance(arch, MBV3Arch):
@@ -336,12 +379,14 @@ class MBV3Space(SearchSpace[MBV3Arch]):
 
     # vectors
     def encode(self, arch: MBV3Arch) -> np.ndarray:
+        if self.searches_resolution and self.encoding == "pnag":
+            return self.encode_many([arch])[0]
         return encode(arch, self.encoding)
 
     def encode_many(self, archs):
         if len(archs) == 0:
             return np.zeros((0, self.encoding_size), dtype=np.float32)
-        idx = torch.as_tensor(np.stack([self.to_indices(a) for a in archs]))
+        idx = torch.as_tensor(np.stack([self.to_indices(a, strict=False) for a in archs]))
         out = self.encode_indices(idx).numpy()
         if self.encoding == "ofa":
             res = np.array([a.resolution for a in archs])
@@ -352,29 +397,36 @@ class MBV3Space(SearchSpace[MBV3Arch]):
     # decisions
     @property
     def decision_choices(self):
-        return _CHOICES
+        return self._choices
 
     @property
     def decision_names(self):
-        return _NAMES
+        return self._names
 
-    def to_indices(self, arch: MBV3Arch) -> np.ndarray:
-        out = np.zeros(_T, dtype=np.int64)
+    def to_indices(self, arch: MBV3Arch, strict: bool = True) -> np.ndarray:
+        """Decision indices of ``arch``; ``strict`` refuses a resolution the space does not search."""
+        out = np.zeros(len(self._choices), dtype=np.int64)
         for u in range(N_UNITS):
             out[u * 9] = DEPTHS.index(arch.depths[u])
             for i in range(arch.depths[u]):
                 s = u * MAX_DEPTH + i
                 out[u * 9 + 1 + 2 * i] = EXPANDS.index(arch.expands[s])
                 out[u * 9 + 2 + 2 * i] = KERNELS.index(arch.kernels[s])
+        if self.searches_resolution:
+            if arch.resolution in self.resolutions:
+                out[_T] = self.resolutions.index(arch.resolution)
+            elif strict:
+                self._check_res(arch)
         return out
 
     def from_indices(self, idx) -> MBV3Arch:
         idx = [int(x) for x in idx]
-        if len(idx) != _T:
-            raise ArchError(f"decision indices: got {len(idx)}; allowed: exactly {_T}")
-        for t, (x, ch) in enumerate(zip(idx, _CHOICES)):
+        T = len(self._choices)
+        if len(idx) != T:
+            raise ArchError(f"decision indices: got {len(idx)}; allowed: exactly {T}")
+        for t, (x, ch) in enumerate(zip(idx, self._choices)):
             if not 0 <= x < len(ch):
-                raise ArchError(f"decision {_NAMES[t]}: index {x} is out of range; allowed: 0..{len(ch) - 1}")
+                raise ArchError(f"decision {self._names[t]}: index {x} is out of range; allowed: 0..{len(ch) - 1}")
         depths, ks, es = [], [0] * N_SLOTS, [0] * N_SLOTS
         for u in range(N_UNITS):
             d = DEPTHS[idx[u * 9]]
@@ -383,10 +435,18 @@ class MBV3Space(SearchSpace[MBV3Arch]):
                 s = u * MAX_DEPTH + i
                 es[s] = EXPANDS[idx[u * 9 + 1 + 2 * i]]
                 ks[s] = KERNELS[idx[u * 9 + 2 + 2 * i]]
-        return MBV3Arch(tuple(depths), tuple(ks), tuple(es), self.width, self.resolution)
+        res = self.resolutions[idx[_T]] if self.searches_resolution else self.resolution
+        return MBV3Arch(tuple(depths), tuple(ks), tuple(es), self.width, res)
+
+    def resolution_of(self, idx: torch.Tensor) -> torch.Tensor:
+        """Input resolution (pixels) of each row of ``idx (B, T)``."""
+        if not self.searches_resolution:
+            return torch.full((idx.shape[0],), self.resolution, dtype=torch.long, device=idx.device)
+        return torch.as_tensor(self.resolutions, device=idx.device)[idx[:, _T]]
 
     def active_mask(self, idx: torch.Tensor) -> torch.Tensor:
-        """Decisions of layers beyond their unit's depth are inactive (sampled, then masked)."""
+        """Decisions of layers beyond their unit's depth are inactive. Causal: whether decision ``t``
+        is active depends on earlier decisions only (a unit's depth precedes its layers)."""
         depth = torch.as_tensor(DEPTHS, device=idx.device)[idx[:, _DEPTH_POS.to(idx.device)]]  # (B, 5)
         layer = torch.arange(MAX_DEPTH, device=idx.device)
         used = layer[None, None, :] < depth[:, :, None]  # (B, 5, 4)
@@ -406,8 +466,11 @@ class MBV3Space(SearchSpace[MBV3Arch]):
         parts = [k.reshape(B, 60), e.reshape(B, 60)]
         if self.encoding == "ofa":
             r = torch.zeros(B, 8, device=dev)
-            r[:, ENC_RESOLUTIONS.index(self.resolution)] = 1.0
+            slot = (self.resolution_of(idx) - 112) // 16
+            r[torch.arange(B, device=dev), slot] = 1.0
             parts.append(r)
+        elif self.searches_resolution:
+            parts.append(torch.nn.functional.one_hot(idx[:, _T], len(self.resolutions)).float())
         return torch.cat(parts, dim=1)
 
 
