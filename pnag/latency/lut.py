@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from .._io import write_json_atomic
-from ..errors import DataError, PnagError
+from ..errors import DataError, PnagError, check_number
 from ..nn.mobilenetv3 import Classifier, MBBlock, MBConvLayer, MobileNetV3, conv_bn_act, layer_specs
 from ..space.mbv3 import (EXPANDS, KERNELS, MAX_DEPTH, N_SLOTS, N_UNITS, MBV3Arch, MBV3Space, check_resolution,
                           check_width)
@@ -186,10 +186,49 @@ def _check_lut_data(data: Any, where: str) -> dict:
     for field in ("width", "resolution", "backend", "threads", "batch", "protocol", "entries"):
         if field not in data:
             raise DataError(f"{where}: missing field {field!r}")
+    for field, check in (("width", check_width), ("resolution", check_resolution), ("threads", check_threads),
+                         ("batch", check_batch)):
+        value = data[field]
+        try:
+            if value is None or isinstance(value, (bool, str)):
+                raise PnagError(f"{value!r} is a {type(value).__name__}")
+            check(value)
+        except PnagError as exc:
+            raise DataError(f"{where}: field {field!r}: {exc}") from None
+    if not isinstance(data["entries"], dict):
+        raise DataError(f"{where}: 'entries' is a {type(data['entries']).__name__}; allowed: an object "
+                        "table key -> {\"median_ms\": ms, ...}")
     for key, v in data["entries"].items():
-        if not isinstance(v, dict) or not isinstance(v.get("median_ms"), (int, float)):
-            raise DataError(f"{where}: entry {key!r} has no numeric median_ms")
+        if not isinstance(v, dict) or "median_ms" not in v:
+            raise DataError(f"{where}: entry {key!r} has no median_ms")
+        _check_times(v, ("median_ms",), f"{where}: entry {key!r}")
+    cal = data.get("calibration") or {}
+    archs = cal.get("archs", []) if isinstance(cal, dict) else None
+    if not isinstance(archs, list) or not all(isinstance(c, dict) for c in archs):
+        raise DataError(f"{where}: 'calibration' must be an object with a list 'archs' of objects")
+    for i, c in enumerate(archs):
+        _check_times(c, ("measured_ms", "sum_ms"), f"{where}: calibration arch {i}")
+    corr = data.get("correction")
+    if corr is not None:
+        if not isinstance(corr, dict):
+            raise DataError(f"{where}: 'correction' is a {type(corr).__name__}; allowed: an object with a and b")
+        check_number(corr.get("a"), f"{where}: correction a", positive=True)
+        check_number(corr.get("b"), f"{where}: correction b (ms)")
+    elif data.get("complete"):
+        raise DataError(f"{where}: a complete table without 'correction'; allowed: an object with a and b")
     return data
+
+
+def _check_times(rec: dict, fields: Sequence[str], where: str) -> None:
+    """The times (ms) of one table record: ``fields`` where present, and every round median."""
+    for f in fields:
+        if f in rec:
+            check_number(rec[f], f"{where} {f}", positive=True)
+    rounds = rec.get("rounds_ms", [])
+    if not isinstance(rounds, list):
+        raise DataError(f"{where} rounds_ms: {rounds!r}; allowed: a list of times (ms)")
+    for j, v in enumerate(rounds):
+        check_number(v, f"{where} rounds_ms[{j}]", positive=True)
 
 
 def _read(path: Path) -> dict:
@@ -213,7 +252,12 @@ def load_lut(path: str | Path) -> LUT:
         n = len(data["entries"])
         raise DataError(f"latency table {p}: profiling was interrupted ({n} entries saved); re-run "
                         "'pnag latency profile' with the same options and -o to finish it")
-    return LUT(data, p)
+    lut = LUT(data, p)
+    missing = lut.slot_table().missing_keys()
+    if missing:
+        raise DataError(f"latency table {p}: marked complete but {len(missing)} of its entries are missing "
+                        f"(e.g. {missing[0]!r}); allowed: a table written by 'pnag latency profile'")
+    return lut
 
 
 @dataclass(frozen=True)
