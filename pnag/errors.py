@@ -50,7 +50,7 @@ def check_number(value, what: str, positive: bool = False, low: float | None = N
         elif low is not None or high is not None:
             rules.append(f">= {low:g}" if low is not None else f"<= {high:g}")
         rule = " and ".join(rules)
-        problem = f"is outside {rule}" if outside else "is not allowed"
+        problem = "is outside the allowed range" if outside else "is not allowed"
         raise DataError(f"{what}: {value!r} {problem}; allowed: a finite number {rule}".rstrip())
     return float(value)
 

@@ -465,3 +465,18 @@ def test_cli_train_refuses_a_table_for_another_network(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert "does not describe width 1.0 at resolution 224" in err and "profiled at width 1.2 and resolution 160" in err
+
+
+def test_profile_refuses_a_second_writer(tmp_path, capsys):
+    from pnag._io import exclusive_writer
+
+    out = tmp_path / "lut.json"
+    argv = ["latency", "profile", "--threads", "1", "--width", "1.0", "--resolution", "128", "--rounds", "1",
+            "--warmup", "0", "--runs", "1", "--min-time", "0", "--network-min-time", "0", "--calibration", "2",
+            "--no-progress", "-o", str(out)]
+    with exclusive_writer(out, "-o"):  # as another pnag process would
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert f"-o {out}: already being written by pnag pid {os.getpid()} on " in err and err.count("\n") == 1
+        assert not out.exists()
+    assert main(argv) == 0 and load_lut(out).complete  # free again
