@@ -203,7 +203,8 @@ def test_pnag_json_refuses_corrupt_accuracy(tmp_path, value):
 
 @pytest.mark.parametrize("acc, lat, pattern", [
     ("nan", "0", r"line 3 Top-1 Acc \(%\): nan is not allowed"),
-    ("101", "0", r"line 3 Top-1 Acc \(%\): 101.0 is outside the allowed range; allowed: a finite number in \[0, 100\]$"),
+    ("101", "0", r"line 3 Top-1 Acc \(%\): 101.0 is outside the allowed range; allowed: a finite number "
+                 r"in \[0, 100\]$"),
     ("seventy", "0", r"line 3 Top-1 Acc \(%\): 'seventy' is not a number"),
     ("75.0", "-3", r"line 3 Latency \(ms\): -3.0 is outside the allowed range; allowed: a finite number >= 0$"),
     ("75.0", "nan", r"line 3 Latency \(ms\): nan is not allowed"),
@@ -219,7 +220,8 @@ def test_dynast_csv_refuses_corrupt_values(tmp_path, acc, lat, pattern):
     with pytest.raises(DataError, match=f"^{p} {pattern}"):
         read_ofa_mbv3_csv(p)
     with open(p, "w", newline="") as fh:
-        csv.writer(fh).writerows([["Sub-network", "Latency (ms)", "Top-1 Acc (%)"], [sub, "0", "74.5"], [sub, "5", "75"]])
+        csv.writer(fh).writerows([["Sub-network", "Latency (ms)", "Top-1 Acc (%)"], [sub, "0", "74.5"],
+                                  [sub, "5", "75"]])
     recs, _ = read_ofa_mbv3_csv(p)
     assert [r.latency_ms("dynast") for r in recs] == [None, 5.0] and recs[1].accuracy.value == 75.0
 

@@ -330,5 +330,6 @@ def record_from_dict(d: Mapping[str, Any]) -> Record:
         raise DataError(f"record {str(dict(d))[:120]}: malformed ({type(exc).__name__}: {exc})") from None
 
 
-__all__ = ["record_to_dict", "record_from_dict", "number_from_text", "checked_latencies", "Accuracy", "Latency", "Record", "Dataset", "MergeReport", "merge_records", "make_dataset",
-           "shift_decimal", "ACC_UNITS", "LATENCY_SOURCES", "Arch"]
+__all__ = ["record_to_dict", "record_from_dict", "number_from_text", "checked_latencies", "Accuracy", "Latency",
+           "Record", "Dataset", "MergeReport", "merge_records", "make_dataset", "shift_decimal", "ACC_UNITS",
+           "LATENCY_SOURCES", "Arch"]
