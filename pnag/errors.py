@@ -6,6 +6,9 @@ Every message names the input, the offending value and what is allowed. The CLI 
 
 from __future__ import annotations
 
+import math
+import numbers
+
 
 class PnagError(ValueError):
     """Base class of errors caused by user input (bad arguments, files, data)."""
@@ -28,6 +31,27 @@ def check_fraction(value, what: str) -> float:
     naming ``what``."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
         raise PnagError(f"{what}: {value!r}; allowed: a fraction in [0, 1]")
+    return float(value)
+
+
+def check_number(value, what: str, positive: bool = False, low: float | None = None,
+                 high: float | None = None) -> float:
+    """``value`` as a float if it is a finite real number (not a bool, not text), ``> 0`` when
+    ``positive`` and within ``[low, high]`` where given; else a :class:`DataError` naming ``what``.
+
+    For numbers read from files (a latency in ms, an accuracy), so that NaN, infinities, negative
+    times, ``true`` and ``"5"`` are refused where they are read instead of spreading silently."""
+    number = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    outside = number and ((low is not None and value < low) or (high is not None and value > high))
+    if not number or outside or (positive and not value > 0):
+        rules = ["> 0"] if positive else []
+        if low is not None and high is not None:
+            rules.append(f"in [{low:g}, {high:g}]")
+        elif low is not None or high is not None:
+            rules.append(f">= {low:g}" if low is not None else f"<= {high:g}")
+        rule = " and ".join(rules)
+        problem = "is outside the allowed range" if outside else "is not allowed"
+        raise DataError(f"{what}: {value!r} {problem}; allowed: a finite number {rule}".rstrip())
     return float(value)
 
 

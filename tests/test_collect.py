@@ -139,3 +139,58 @@ def test_nb201_collection(use_mirror, tmp_path):
     for r in recs:
         i = t.index_of(r.arch)
         assert r.accuracy.value == t.accuracy("cifar10")[i] and r.latency["nb201:raspi4"].ms == t.latency("raspi4")[i]
+
+
+# -- limits and concurrent writers (issue 21) ---------------------------------------------------------------
+def test_more_samples_than_the_space_holds_is_refused_up_front(tmp_path):
+    assert CollectConfig(space="nb201", samples=15625).samples == 15625
+    with pytest.raises(PnagError, match=r"--samples: 15626 is more than the 15625 architectures of the nb201 space"):
+        CollectConfig(space="nb201", samples=15626)
+    out = tmp_path / "nb.jsonl"
+    cmd = [sys.executable, "-m", "pnag", "collect", "--space", "nb201", "--samples", "99999", "--out", str(out),
+           "--no-progress"]
+    res = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+                         timeout=120)  # before the fix: 15,625 records written, then an endless loop
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "allowed: 1..15625" in res.stderr
+    assert not out.exists()
+
+
+def test_a_second_writer_is_refused_in_process(tmp_path):
+    from pnag._io import exclusive_writer, lock_path
+
+    out = tmp_path / "c.jsonl"
+    with exclusive_writer(out, "--out") as lock:
+        assert lock == lock_path(out) and f"pid {os.getpid()} " in lock.read_text()
+        with pytest.raises(PnagError, match=rf"^--out {out}: already being written by pnag pid {os.getpid()} on .*"
+                                            rf"\(lock {lock}\); allowed: wait for it to finish, or another --out$"):
+            collect(CollectConfig(samples=2, seed=0), out, progress=False)
+        assert not out.exists()
+    assert collect(CollectConfig(samples=2, seed=0), out, progress=False).records == 2  # free again
+    run = tmp_path / "run"  # a run directory (pnag train -o) is locked the same way, before it exists
+    with exclusive_writer(run, "-o"):
+        with pytest.raises(PnagError, match=rf"^-o {run}: already being written by pnag pid {os.getpid()} "):
+            with exclusive_writer(run, "-o"):
+                pass  # pragma: no cover - refused
+    with exclusive_writer(run, "-o"):
+        assert not run.exists()
+
+
+def test_two_collect_processes_on_one_out(tmp_path):
+    out, n = tmp_path / "c.jsonl", 8
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    first = subprocess.Popen(_cmd(out, n), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not (out.exists() and out.read_text().count("\n") >= 2):
+            time.sleep(0.02)  # the first is writing: header + a record
+        assert first.poll() is None, "the first collect finished too soon for the test"
+        second = subprocess.run(_cmd(out, n), cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        assert second.returncode == 2 and second.stderr.count("\n") == 1 and "Traceback" not in second.stderr
+        assert f"--out {out}: already being written by pnag pid {first.pid} on " in second.stderr
+        assert first.poll() is None  # refused while the first was still at work
+        _, err = first.communicate(timeout=300)
+    finally:
+        first.kill()
+    assert first.returncode == 0, err
+    header, recs = read_collection(out)
+    assert header["samples"] == n and len(recs) == n == len({r.arch for r in recs})

@@ -179,3 +179,69 @@ def test_training_table_join(use_mirror):
     assert len(t2) == 15625 and t2.unpriced == 0
     with pytest.raises(DataError, match="allowed: pixel3"):
         training_table(nb, "v100")
+
+
+# -- fault injection: corrupt numbers in dataset and record files (issue 21) -----------------------------------
+@pytest.mark.parametrize("value, shown", [(float("nan"), "nan"), (-0.02, "-0.02"), (True, "True"), ("0.02", "'0.02'"),
+                                          (float("inf"), "inf")])
+def test_pnag_json_refuses_corrupt_latency(tmp_path, value, shown):
+    p = tmp_path / "architectures.json"
+    p.write_text(json.dumps([{"arch": LEGACY, "w1.0": {"top1_acc": 0.75, "cpu_latency": 0.02}},
+                             {"arch": LEGACY, "w1.2": {"top1_acc": 0.77, "cpu_latency": value}}]))
+    with pytest.raises(DataError, match=rf"^{p}: entry 1 w1.2 cpu_latency \(s\): {shown} is not allowed; "
+                                        r"allowed: a finite number > 0$"):
+        read_pnag_json(p)
+
+
+@pytest.mark.parametrize("value", [float("nan"), 1.5, -0.1, True, "0.75"])
+def test_pnag_json_refuses_corrupt_accuracy(tmp_path, value):
+    p = tmp_path / "architectures.json"
+    p.write_text(json.dumps([{"arch": LEGACY, "w1.0": {"top1_acc": value}}]))
+    with pytest.raises(DataError, match=rf"^{p}: entry 0 w1.0 top1_acc: .*allowed: a fraction in \[0, 1\]$"):
+        read_pnag_json(p)
+
+
+@pytest.mark.parametrize("acc, lat, pattern", [
+    ("nan", "0", r"line 3 Top-1 Acc \(%\): nan is not allowed"),
+    ("101", "0", r"line 3 Top-1 Acc \(%\): 101.0 is outside the allowed range; allowed: a finite number "
+                 r"in \[0, 100\]$"),
+    ("seventy", "0", r"line 3 Top-1 Acc \(%\): 'seventy' is not a number"),
+    ("75.0", "-3", r"line 3 Latency \(ms\): -3.0 is outside the allowed range; allowed: a finite number >= 0$"),
+    ("75.0", "nan", r"line 3 Latency \(ms\): nan is not allowed"),
+])
+def test_dynast_csv_refuses_corrupt_values(tmp_path, acc, lat, pattern):
+    from pnag.data.readers import read_ofa_mbv3_csv
+
+    sub = str({"wid": None, "ks": [3] * 20, "e": [3] * 20, "d": [2] * 5, "r": [224]})
+    p = tmp_path / "t.csv"
+    with open(p, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerows([["Sub-network", "Latency (ms)", "Top-1 Acc (%)"], [sub, "0", "74.5"], [sub, lat, acc]])
+    with pytest.raises(DataError, match=f"^{p} {pattern}"):
+        read_ofa_mbv3_csv(p)
+    with open(p, "w", newline="") as fh:
+        csv.writer(fh).writerows([["Sub-network", "Latency (ms)", "Top-1 Acc (%)"], [sub, "0", "74.5"],
+                                  [sub, "5", "75"]])
+    recs, _ = read_ofa_mbv3_csv(p)
+    assert [r.latency_ms("dynast") for r in recs] == [None, 5.0] and recs[1].accuracy.value == 75.0
+
+
+@pytest.mark.parametrize("change, pattern", [
+    (lambda d: d["accuracy"].update(value=float("nan")), r"accuracy score: nan is not allowed"),
+    (lambda d: d["latency"]["cpu"].update(ms=-1000.0), r"latency \(ms\): -1000.0 is not allowed"),
+    (lambda d: d["latency"]["cpu"].update(ms=True), r"latency \(ms\): True is not allowed"),
+    (lambda d: d["latency"]["cpu"].update(n=0), r"latency n \(measurements averaged\): 0 is not allowed"),
+    (lambda d: d.update(accuracy={"value": "75", "unit": "%", "measured_on": "x"}), r"accuracy \(%\): '75' is not"),
+])
+def test_collection_file_refuses_corrupt_values(tmp_path, change, pattern):
+    from pnag.data.collect import CollectConfig, load_collection
+    from pnag.data.records import record_to_dict
+
+    rec = record_to_dict(Record(parse_legacy(LEGACY), Accuracy(3.5, "score", "proxy"), {"cpu": Latency(12.0)}))
+    change(rec)
+    p = tmp_path / "c.jsonl"
+    p.write_text(json.dumps(CollectConfig(samples=2).header()) + "\n" + json.dumps(rec) + "\n")
+    with pytest.raises(DataError, match=f"^{p} line 2: {pattern}"):
+        load_dataset(str(p))
+    with pytest.raises(DataError, match=f"^{p} line 2: {pattern}"):
+        load_collection(p)

@@ -366,3 +366,117 @@ def test_cli_show_table(use_mirror, capsys):
     assert len(d["layers"]) == 2 + (2 + 2 + 3 + 3 + 3) + 3  # stem, first block, 13 MBConv, final, mix, classifier
     assert main(["latency", "show-table", "note10", "pnag_cpu_30", "--resolution", "170"]) == 2
     assert "Conv-input:170x170x3" in capsys.readouterr().err
+
+
+# -- fault injection: corrupt tables and tables for another network (issue 21) --------------------------
+def _lut_file(tmp_path, width=1.0, resolution=128, change=None) -> Path:
+    """A complete table file at ``width``/``resolution``; ``change(data)`` corrupts it first."""
+    data = _fake_lut(width=width, resolution=resolution)[0].data
+    if change is not None:
+        change(data)
+    path = tmp_path / "lut.json"
+    path.write_text(json.dumps(data))  # json writes NaN / Infinity as Python reads them back
+    return path
+
+
+def _first_entry(data: dict) -> dict:
+    return next(iter(data["entries"].values()))
+
+
+@pytest.mark.parametrize("change, pattern", [
+    (lambda d: _first_entry(d).update(median_ms=float("nan")), r"entry 'stem-input.*median_ms: nan is not allowed"),
+    (lambda d: _first_entry(d).update(median_ms=-1000.0), r"median_ms: -1000.0 is not allowed; allowed: a finite"),
+    (lambda d: _first_entry(d).update(median_ms=True), r"median_ms: True is not allowed"),
+    (lambda d: _first_entry(d).update(median_ms="0.5"), r"median_ms: '0.5' is not allowed"),
+    (lambda d: _first_entry(d).update(rounds_ms=[0.5, float("inf")]), r"rounds_ms\[1\]: inf is not allowed"),
+    (lambda d: d.update(entries=[]), r"'entries' is a list"),
+    (lambda d: d.update(entries={}), r"marked complete but 94 of its entries are missing"),
+    (lambda d: d["entries"].pop(next(iter(d["entries"]))), r"1 of its entries are missing \(e.g. 'stem-input"),
+    (lambda d: d["correction"].update(a=float("nan")), r"correction a: nan is not allowed"),
+    (lambda d: d["correction"].update(b=None), r"correction b \(ms\): None is not allowed"),
+    (lambda d: d.update(width=True), r"field 'width'"),
+    (lambda d: d.update(threads=None), r"field 'threads'"),
+])
+def test_load_lut_refuses_corrupt_values(tmp_path, change, pattern):
+    path = _lut_file(tmp_path, change=change)
+    with pytest.raises(DataError, match=pattern) as err:
+        load_lut(path)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+    assert load_lut(_lut_file(tmp_path)).predict_ms(MBV3Space(1.0, 128).sample(1, seed=0)[0]) > 0  # the intact one
+
+
+def test_cli_train_refuses_corrupt_lut(tmp_path, capsys):
+    path = _lut_file(tmp_path, change=lambda d: _first_entry(d).update(median_ms=float("nan")))
+    argv = ["train", "--accuracy", "proxy:madds", "--latency", f"lut:{path}", "--width", "1.0", "--resolution", "128",
+            "--budgets", "10:24", "--steps", "2", "--train-samples", "20", "-q", "-o", str(tmp_path / "run")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "median_ms: nan is not allowed" in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_published_yaml_refuses_corrupt_values(tmp_path):
+    from pnag.latency.published import read_yaml_table
+
+    bad = ((".nan", "nan"), ("-3.0", "-3.0"), ("true", "True"), ("'2'", "'2'"), ("0", "0"))
+    for i, (mean, shown) in enumerate(bad):
+        path = tmp_path / f"t{i}.yaml"  # one file each: the reader caches by path, mtime and size
+        path.write_text(f"Conv-input:1: {{mean: 1.5}}\nConv-input:2: {{mean: {mean}}}\n")
+        with pytest.raises(DataError, match=f"entry 'Conv-input:2' mean \\(ms\\): {shown} is not allowed"):
+            read_yaml_table(path)
+    path = tmp_path / "good.yaml"
+    path.write_text("Conv-input:1: {mean: 1.5}\nConv-input:2: {mean: 2}\n")
+    assert read_yaml_table(path) == {"Conv-input:1": 1.5, "Conv-input:2": 2.0}
+
+
+def test_table_for_another_width_or_resolution_is_refused(tmp_path):
+    from pnag.latency.sources import check_covers
+
+    path = _lut_file(tmp_path, width=1.2, resolution=160)
+    spec = f"lut:{path}"
+    for space in (MBV3Space(1.0, 224), MBV3Space(1.0, 160), MBV3Space(1.2, 224)):
+        with pytest.raises(PnagError, match=rf"--latency lut:{path}: the table does not describe width "
+                                            rf"{space.width} at resolution {space.resolution} \(no entry 'stem-input"
+                                            r".*profiled at width 1.2 and resolution 160 only"):
+            get_latency_source(spec, MBV3Space(space.width, space.resolution))
+    src = get_latency_source(spec, MBV3Space(1.2, 160))
+    assert src.latency_of(MBV3Space(1.2, 160).sample(1, seed=0)[0]) > 0
+    check_covers(src, 1.2, [160])  # covered: no error
+    with pytest.raises(PnagError, match=r"^--resolution lut:.* at resolution 176 \(no entry"):
+        check_covers(src, 1.2, [160, 176], what="--resolution")
+    check_covers(get_latency_source("measure:torch"), 1.0, [128, 224])  # a measuring source: nothing to check
+
+
+def test_published_tables_checked_for_the_space(use_mirror):
+    from pnag.latency.sources import check_covers
+
+    with pytest.raises(PnagError, match=r"lut:note10: the table does not describe width 1.0 at resolution 224 "
+                                        r"\(no entry 'Conv-input.*covers width 1.2 at resolutions 160"):
+        get_latency_source("lut:note10", MBV3Space(1.0, 224))
+    assert get_latency_source("lut:note10", MBV3Space(1.2, 192)).name == "lut:note10"
+    i7 = get_latency_source("lut:i7-8700k", MBV3Space(1.0, 224))
+    check_covers(i7, 1.2, range(128, 225, 4))  # every resolution the space uses, both widths
+
+
+def test_cli_train_refuses_a_table_for_another_network(tmp_path, capsys):
+    path = _lut_file(tmp_path, width=1.2, resolution=160)
+    argv = ["train", "--accuracy", "proxy:madds", "--latency", f"lut:{path}", "--width", "1.0", "--resolution", "224",
+            "--budgets", "10:24", "--steps", "2", "--train-samples", "20", "-q", "-o", str(tmp_path / "run")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "does not describe width 1.0 at resolution 224" in err and "profiled at width 1.2 and resolution 160" in err
+
+
+def test_profile_refuses_a_second_writer(tmp_path, capsys):
+    from pnag._io import exclusive_writer
+
+    out = tmp_path / "lut.json"
+    argv = ["latency", "profile", "--threads", "1", "--width", "1.0", "--resolution", "128", "--rounds", "1",
+            "--warmup", "0", "--runs", "1", "--min-time", "0", "--network-min-time", "0", "--calibration", "2",
+            "--no-progress", "-o", str(out)]
+    with exclusive_writer(out, "-o"):  # as another pnag process would
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert f"-o {out}: already being written by pnag pid {os.getpid()} on " in err and err.count("\n") == 1
+        assert not out.exists()
+    assert main(argv) == 0 and load_lut(out).complete  # free again

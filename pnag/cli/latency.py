@@ -145,18 +145,15 @@ def _plot_validation(res: dict, path: str) -> None:
 def _show_table(args: argparse.Namespace) -> int:
     from ..latency import get_latency_source
     from ..latency.sources import TableSource
-    from ..space.mbv3 import MBV3Space, check_resolution, check_width
+    from ..space.mbv3 import MBV3Space
+    from ..zoo import resolve_arch
 
     spec = args.table if ":" in args.table or args.table == "local" else f"lut:{args.table}"
-    space = MBV3Space(check_width(args.width if args.width is not None else 1.2),
-                      check_resolution(args.resolution if args.resolution is not None else 224))
-    src = get_latency_source(spec, space=space)
+    arch = resolve_arch(args.arch, width=args.width, resolution=args.resolution)
+    src = get_latency_source(spec, space=MBV3Space(arch.width, arch.resolution))  # the arch's network
     if not isinstance(src, TableSource):
         raise PnagError(f"show-table: {args.table!r} is not a per-layer table; allowed: note10, i7-8700k or a FILE "
                         "written by 'pnag latency profile'")
-    from ..zoo import resolve_arch
-
-    arch = resolve_arch(args.arch, width=args.width, resolution=args.resolution)
     rows = src.breakdown(arch)
     total = src.latency_of(arch)
     if args.json:

@@ -20,7 +20,9 @@ to share and return at once.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
 import sys
 from dataclasses import asdict, dataclass, field
@@ -29,6 +31,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .._io import exclusive_writer
 from ..errors import DataError, PnagError, allowed
 from .records import Accuracy, Arch, Dataset, Latency, Record, make_dataset, record_from_dict, record_to_dict
 
@@ -189,6 +192,10 @@ class CollectConfig:
             raise PnagError(f"--samples: {self.samples!r} is not allowed; allowed: an integer >= 1")
         if self.space == "nb201" and (self.width is not None or self.resolution is not None):
             raise PnagError("--width/--resolution: not part of the nb201 space; allowed only with --space mbv3")
+        held = math.prod(len(c) for c in make_space(self).decision_choices)  # distinct archs at most
+        if self.samples > held:  # else the candidate stream would never end
+            raise PnagError(f"--samples: {self.samples} is more than the {held} architectures of the {self.space} "
+                            f"space; allowed: 1..{held}")
 
     def header(self) -> dict:
         d = asdict(self)
@@ -340,13 +347,19 @@ def collect(cfg: CollectConfig, out: str | os.PathLike, latency_sources: dict[st
     ``latency_sources`` maps names used in ``cfg.latency`` / ``cfg.stratify_by`` to callables or
     source objects; other names are spec strings for ``pnag.latency``. Interruptible at any point.
     Under torchrun (``WORLD_SIZE`` > 1) it joins the process group (``accuracy_options["device"]``,
-    default auto: gloo on CPU, nccl on CUDA); rank 0 alone writes.
+    default auto: gloo on CPU, nccl on CUDA); rank 0 alone writes. One process at a time writes
+    ``out``: a second ``collect`` on it raises a PnagError naming the first (:func:`exclusive_writer`).
     """
     from ..evaluate.distributed import init_distributed, shutdown
 
     ctx = init_distributed((accuracy_options or {}).get("device", "auto"))
     try:
-        return _collect(ctx, cfg, Path(out), dict(latency_sources or {}), accuracy_options, progress)
+        with contextlib.ExitStack() as held:
+            def lock() -> None:  # rank 0, the only writer; its refusal reaches every rank
+                held.enter_context(exclusive_writer(out, "--out"))
+
+            _on_main(ctx, lock)
+            return _collect(ctx, cfg, Path(out), dict(latency_sources or {}), accuracy_options, progress)
     finally:
         shutdown(ctx)
 

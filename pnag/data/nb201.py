@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import DataError, PnagError, allowed
 from ..space.nb201 import NB201Arch, parse_nb201
+from .records import checked_latencies, number_from_text
 from .registry import get_file
 
 N_CELLS = 15625
@@ -107,7 +108,7 @@ def _load_latency(device: str, n: int) -> np.ndarray:
 
     path = get_file("nb201", f"latency/{device}.pt")
     values = torch.load(path, map_location="cpu", weights_only=True)
-    arr = np.asarray(values, dtype=np.float64).reshape(-1)
+    arr = checked_latencies(values, str(path))
     if arr.shape[0] != n:
         raise DataError(f"{path}: {arr.shape[0]} latencies; expected {n} (one per cell)")
     return arr
@@ -123,10 +124,10 @@ def _read_table() -> NB201Table:
         missing = [c for c in need if c not in (reader.fieldnames or [])]
         if missing:
             raise DataError(f"{path}: missing column(s) {', '.join(missing)}")
-        for row in reader:
+        for line, row in enumerate(reader, start=2):
             archs.append(parse_nb201(row["ArchitectureString"]))
             for d, col in _ACC_COLUMNS.items():
-                acc[d].append(float(row[col]))
+                acc[d].append(number_from_text(row[col], f"{path} line {line} {col} (%)", low=0.0, high=100.0))
     if len(archs) != N_CELLS:
         raise DataError(f"{path}: {len(archs)} cells; expected {N_CELLS}")
     return NB201Table(archs, {d: np.array(v) for d, v in acc.items()})

@@ -19,9 +19,10 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .._io import atomic_open
-from ..errors import ArchError, DataError, allowed
+from ..errors import ArchError, DataError, allowed, check_number
 from ..space.mbv3 import MBV3Arch, parse_dict_literal, parse_legacy, parse_ofa_dict
-from .records import Accuracy, Dataset, Latency, Record, make_dataset, shift_decimal
+from .records import (Accuracy, Dataset, Latency, Record, checked_latencies, make_dataset, number_from_text,
+                      shift_decimal)
 from .registry import get_dataset_info, get_file
 
 # -- the published PNAG format -------------------------------------------------------------------
@@ -80,13 +81,14 @@ def read_pnag_json(path: str | os.PathLike, platform: str | None = None, width: 
             for p in PNAG_PLATFORMS:
                 v = m.get(f"{p}_latency")
                 if v is not None:
+                    v = check_number(v, f"{path}: entry {i} {k} {p}_latency (s)", positive=True)
                     lat[p] = Latency(shift_decimal(v, 3), "measured", "pnag-json")
             if platform is not None and platform not in lat:
                 skipped[f"{k} lacks {platform}_latency"] += 1
                 continue
             try:
-                acc = Accuracy(float(m["top1_acc"]), "fraction", PNAG_MEASURED_ON)
-            except (DataError, TypeError, ValueError) as exc:
+                acc = Accuracy(m["top1_acc"], "fraction", PNAG_MEASURED_ON)
+            except DataError as exc:
                 raise DataError(f"{path}: entry {i} {k} top1_acc: {m['top1_acc']!r} ({exc}); "
                                 "allowed: a fraction in [0, 1]") from None
             arch = base.with_(width=PNAG_WIDTH_KEYS[k])
@@ -191,17 +193,19 @@ def read_ofa_mbv3_csv(path: str | os.PathLike, width: float = 1.0) -> tuple[list
             if not acc_text:
                 skipped["no top-1 accuracy"] += 1
                 continue
-            lat = {}
+            where = f"{path} line {line}"
+            acc = Accuracy(number_from_text(acc_text, f"{where} Top-1 Acc (%)", low=0.0, high=100.0), "%",
+                           PNAG_MEASURED_ON)
             lat_text = (row.get("Latency (ms)") or "").strip()
-            if lat_text and float(lat_text) > 0:
-                lat["dynast"] = Latency(float(lat_text), "measured", path.name)
+            lat_ms = number_from_text(lat_text, f"{where} Latency (ms)", low=0.0) if lat_text else 0.0  # 0: none
+            lat = {"dynast": Latency(lat_ms, "measured", path.name)} if lat_ms > 0 else {}
             macs, n_params = (row.get("MACs") or "").strip(), (row.get("Model Parameters") or "").strip()
             if macs and n_params:
-                madds, params = int(float(macs)), int(float(n_params))
+                madds, params = (int(number_from_text(t, f"{where} {c}", low=0.0))
+                                 for t, c in ((macs, "MACs"), (n_params, "Model Parameters")))
             else:
                 madds, params = _cost(arch)
-            out.append(Record(arch, Accuracy(float(acc_text), "%", PNAG_MEASURED_ON), lat, madds, params,
-                              f"{OFA_MBV3_W10}/{path.name}"))
+            out.append(Record(arch, acc, lat, madds, params, f"{OFA_MBV3_W10}/{path.name}"))
     return out, skipped
 
 
@@ -272,7 +276,7 @@ def load_help_ofa_gpu() -> tuple[list[MBV3Arch], dict[str, np.ndarray]]:
     lat = {}
     for dev in help_ofa_devices():
         p = get_file("help-ofa-gpu", f"latency/{dev}.pt")
-        arr = np.asarray(torch.load(p, map_location="cpu", weights_only=True), dtype=np.float64).reshape(-1)
+        arr = checked_latencies(torch.load(p, map_location="cpu", weights_only=True), str(p))
         if arr.shape[0] != len(archs):
             raise DataError(f"{p}: {arr.shape[0]} latencies; expected {len(archs)} (one per arch of ofa_archs.pt)")
         lat[dev] = arr

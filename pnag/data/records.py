@@ -9,12 +9,14 @@ measurements of the same canonical architecture and reports how many rows it mer
 
 from __future__ import annotations
 
-import math
+import numbers
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Iterable, Mapping, Union
 
-from ..errors import DataError, allowed
+import numpy as np
+
+from ..errors import DataError, allowed, check_number
 from ..space.mbv3 import MBV3Arch
 from ..space.nb201 import NB201Arch
 
@@ -26,6 +28,27 @@ LATENCY_SOURCES = ("measured", "lut", "published-table", "predicted")
 def shift_decimal(x: float, places: int) -> float:
     """``x * 10**places`` computed on the shortest decimal form of ``x`` (so 0.75448 -> 75.448 exactly)."""
     return float(Decimal(repr(float(x))).scaleb(places))
+
+
+def number_from_text(text: str, what: str, **rules: Any) -> float:
+    """A number written as text (a CSV cell), checked like :func:`pnag.errors.check_number` (``rules``:
+    ``positive``, ``low``, ``high``); text that is not a number is a DataError naming ``what``."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise DataError(f"{what}: {text!r} is not a number; allowed: a finite number") from None
+    return check_number(value, what, **rules)
+
+
+def checked_latencies(values: Any, where: str) -> np.ndarray:
+    """``values`` as a float64 array of latencies (ms) if every one is finite and > 0; else a
+    DataError naming ``where``, the first bad position and its value."""
+    arr = np.asarray(values, dtype=np.float64).reshape(-1)
+    bad = np.flatnonzero(~(np.isfinite(arr) & (arr > 0)))
+    if bad.size:
+        raise DataError(f"{where}: latency {int(bad[0])} is {arr[bad[0]]!r} ms ({bad.size} bad values); "
+                        "allowed: finite numbers > 0")
+    return arr
 
 
 @dataclass(frozen=True)
@@ -41,15 +64,13 @@ class Accuracy:
     def __post_init__(self) -> None:
         if self.unit not in ACC_UNITS:
             raise DataError(f"accuracy unit: {self.unit!r} is not known; allowed: {allowed(ACC_UNITS)}")
-        v = float(self.value)
         if self.unit == "score":
-            if not math.isfinite(v):
-                raise DataError(f"accuracy score: {v!r} is not allowed; allowed: a finite number")
+            v = check_number(self.value, "accuracy score")
         else:
             hi = 1.0 if self.unit == "fraction" else 100.0
-            if not (0.0 <= v <= hi):
-                raise DataError(f"accuracy: {v!r} is outside 0..{hi:g} ({self.unit})")
+            v = check_number(self.value, f"accuracy ({self.unit})", low=0.0, high=hi)
         object.__setattr__(self, "value", v)
+        object.__setattr__(self, "n", _check_count(self.n, "accuracy"))
 
     def _no_score(self) -> None:
         if self.unit == "score":
@@ -82,10 +103,15 @@ class Latency:
     def __post_init__(self) -> None:
         if self.source not in LATENCY_SOURCES:
             raise DataError(f"latency source: {self.source!r} is not known; allowed: {allowed(LATENCY_SOURCES)}")
-        ms = float(self.ms)
-        if not (ms > 0.0 and math.isfinite(ms)):
-            raise DataError(f"latency: {ms!r} ms is not allowed; allowed: a finite number > 0")
-        object.__setattr__(self, "ms", ms)
+        object.__setattr__(self, "ms", check_number(self.ms, "latency (ms)", positive=True))
+        object.__setattr__(self, "n", _check_count(self.n, "latency"))
+
+
+def _check_count(n: Any, what: str) -> int:
+    """``n`` (how many measurements a value averages) as an int >= 1, else a DataError."""
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+        raise DataError(f"{what} n (measurements averaged): {n!r} is not allowed; allowed: an integer >= 1")
+    return int(n)
 
 
 @dataclass(frozen=True)
@@ -304,5 +330,6 @@ def record_from_dict(d: Mapping[str, Any]) -> Record:
         raise DataError(f"record {str(dict(d))[:120]}: malformed ({type(exc).__name__}: {exc})") from None
 
 
-__all__ = ["record_to_dict", "record_from_dict", "Accuracy", "Latency", "Record", "Dataset", "MergeReport", "merge_records", "make_dataset",
-           "shift_decimal", "ACC_UNITS", "LATENCY_SOURCES", "Arch"]
+__all__ = ["record_to_dict", "record_from_dict", "number_from_text", "checked_latencies", "Accuracy", "Latency",
+           "Record", "Dataset", "MergeReport", "merge_records", "make_dataset", "shift_decimal", "ACC_UNITS",
+           "LATENCY_SOURCES", "Arch"]

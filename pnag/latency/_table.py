@@ -98,6 +98,12 @@ class SlotTable:
         """True when the table prices every architecture at this width and resolution."""
         return not self._missing
 
+    def missing_keys(self) -> list[str]:
+        """The table keys an architecture at this width and resolution can use but the table lacks:
+        the fixed layers' (stem first) and then the slots', in network order."""
+        order = list(self.fixed_keys) + [k for s in self.slot_keys for row in s for ks in row for k in ks]
+        return [k for k in dict.fromkeys(order) if k in self._missing]
+
     def keys_for(self, arch: MBV3Arch) -> list[tuple[str, str, float]]:
         """``(layer, key, ms)`` for every table entry ``arch`` uses, in network order (NaN if missing)."""
         rows = []

@@ -39,8 +39,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._io import write_json_atomic
-from ..errors import DataError, PnagError
+from .._io import exclusive_writer, write_json_atomic
+from ..errors import DataError, PnagError, check_number
 from ..nn.mobilenetv3 import Classifier, MBBlock, MBConvLayer, MobileNetV3, conv_bn_act, layer_specs
 from ..space.mbv3 import (EXPANDS, KERNELS, MAX_DEPTH, N_SLOTS, N_UNITS, MBV3Arch, MBV3Space, check_resolution,
                           check_width)
@@ -186,10 +186,49 @@ def _check_lut_data(data: Any, where: str) -> dict:
     for field in ("width", "resolution", "backend", "threads", "batch", "protocol", "entries"):
         if field not in data:
             raise DataError(f"{where}: missing field {field!r}")
+    for field, check in (("width", check_width), ("resolution", check_resolution), ("threads", check_threads),
+                         ("batch", check_batch)):
+        value = data[field]
+        try:
+            if value is None or isinstance(value, (bool, str)):
+                raise PnagError(f"{value!r} is a {type(value).__name__}")
+            check(value)
+        except PnagError as exc:
+            raise DataError(f"{where}: field {field!r}: {exc}") from None
+    if not isinstance(data["entries"], dict):
+        raise DataError(f"{where}: 'entries' is a {type(data['entries']).__name__}; allowed: an object "
+                        "table key -> {\"median_ms\": ms, ...}")
     for key, v in data["entries"].items():
-        if not isinstance(v, dict) or not isinstance(v.get("median_ms"), (int, float)):
-            raise DataError(f"{where}: entry {key!r} has no numeric median_ms")
+        if not isinstance(v, dict) or "median_ms" not in v:
+            raise DataError(f"{where}: entry {key!r} has no median_ms")
+        _check_times(v, ("median_ms",), f"{where}: entry {key!r}")
+    cal = data.get("calibration") or {}
+    archs = cal.get("archs", []) if isinstance(cal, dict) else None
+    if not isinstance(archs, list) or not all(isinstance(c, dict) for c in archs):
+        raise DataError(f"{where}: 'calibration' must be an object with a list 'archs' of objects")
+    for i, c in enumerate(archs):
+        _check_times(c, ("measured_ms", "sum_ms"), f"{where}: calibration arch {i}")
+    corr = data.get("correction")
+    if corr is not None:
+        if not isinstance(corr, dict):
+            raise DataError(f"{where}: 'correction' is a {type(corr).__name__}; allowed: an object with a and b")
+        check_number(corr.get("a"), f"{where}: correction a", positive=True)
+        check_number(corr.get("b"), f"{where}: correction b (ms)")
+    elif data.get("complete"):
+        raise DataError(f"{where}: a complete table without 'correction'; allowed: an object with a and b")
     return data
+
+
+def _check_times(rec: dict, fields: Sequence[str], where: str) -> None:
+    """The times (ms) of one table record: ``fields`` where present, and every round median."""
+    for f in fields:
+        if f in rec:
+            check_number(rec[f], f"{where} {f}", positive=True)
+    rounds = rec.get("rounds_ms", [])
+    if not isinstance(rounds, list):
+        raise DataError(f"{where} rounds_ms: {rounds!r}; allowed: a list of times (ms)")
+    for j, v in enumerate(rounds):
+        check_number(v, f"{where} rounds_ms[{j}]", positive=True)
 
 
 def _read(path: Path) -> dict:
@@ -213,7 +252,12 @@ def load_lut(path: str | Path) -> LUT:
         n = len(data["entries"])
         raise DataError(f"latency table {p}: profiling was interrupted ({n} entries saved); re-run "
                         "'pnag latency profile' with the same options and -o to finish it")
-    return LUT(data, p)
+    lut = LUT(data, p)
+    missing = lut.slot_table().missing_keys()
+    if missing:
+        raise DataError(f"latency table {p}: marked complete but {len(missing)} of its entries are missing "
+                        f"(e.g. {missing[0]!r}); allowed: a table written by 'pnag latency profile'")
+    return lut
 
 
 @dataclass(frozen=True)
@@ -245,7 +289,8 @@ def profile_lut(backend: str | Backend = "torch", threads: int | None = None, wi
 
     Resumable: the file is rewritten atomically at most every ``save_every_s`` seconds and when
     interrupted; a re-run with the same settings measures only what the file lacks (per entry and
-    round). A file made with other settings is an error (pick another ``out_path``).
+    round). A file made with other settings is an error (pick another ``out_path``), and so is a
+    second profiler on the same file while the first runs (:func:`pnag._io.exclusive_writer`).
     """
     be = backend if isinstance(backend, Backend) else get_backend(backend)
     threads, batch = check_threads(threads), check_batch(batch)
@@ -266,89 +311,90 @@ def profile_lut(backend: str | Backend = "torch", threads: int | None = None, wi
     env = environment(be, threads, batch, resolution).to_dict()
     cal_archs = calibration_archs(width, resolution, calibration, seed)
     cal_head = {"n": calibration, "seed": seed}
-    if out_path.exists():
-        data = _check_lut_data(_read(out_path), str(out_path))
-        for field, want in list(header.items()) + [("calibration", cal_head)]:
-            if field == "calibration":
-                have = {k: data.get("calibration", {}).get(k) for k in cal_head}
-            else:
-                have = data.get(field, 1 if field == "rounds" else None)
-            if have != want:
-                raise PnagError(f"-o {out_path}: the file was profiled with {field}={have!r}, this run asks "
-                                f"{field}={want!r}; allowed: the same settings (to resume) or another output file")
-        old_cpu = (data.get("env") or {}).get("cpu_model")
-        if old_cpu and old_cpu != env["cpu_model"]:
-            raise PnagError(f"-o {out_path}: the file was profiled on {old_cpu!r}, this machine is "
-                            f"{env['cpu_model']!r}; allowed: resume on the same machine or use another output file")
-        if data.get("complete"):  # nothing to do: the file is left as it is
-            return ProfileReport(LUT(data, out_path), 0, rounds * (len(data["entries"]) + len(cal_archs)), 0.0)
-    else:
-        data = dict(header, env=env, entries={}, calibration=dict(cal_head, archs=[]), correction=None,
-                    complete=False, profile_s=0.0)
-    entries = lut_entries(width, resolution)
-    saved: dict = data["entries"]
-    cal_saved: list = data["calibration"]["archs"]
-    for i in range(len(cal_saved), len(cal_archs)):  # every calibration network has its record from the start
-        cal_saved.append({"arch": cal_archs[i].to_legacy(), "rounds_ms": []})
-    for key, rec in saved.items():  # a table from before rounds holds one value per record: its round 1
-        rec.setdefault("rounds_ms", [rec["median_ms"]])
-    for c in cal_saved:
-        c.setdefault("rounds_ms", [c["measured_ms"]] if "measured_ms" in c else [])
-    entry_round = _per_round(protocol, rounds)
-    network_round = _per_round(network_protocol, rounds)
-    # the jobs, in network order: (records, key, module factory, input shape, per-round protocol);
-    # records[key] holds the job's round medians once it has one
-    jobs = []
-    for key, spec in entries.items():
-        module, chw = entry_module(spec)
-        jobs.append((saved, key, lambda module=module: module, (batch, *chw), entry_round))
-    for i in range(len(cal_archs)):
-        jobs.append((cal_saved, i, lambda a=cal_archs[i]: MobileNetV3(a), (batch, 3, resolution, resolution),
-                     network_round))
-    total = rounds * len(jobs)
-    def done(records, key) -> int:
-        return len(records[key]["rounds_ms"]) if (isinstance(records, list) or key in records) else 0
+    with exclusive_writer(out_path, "-o"):  # one profiler per file: two would duplicate the work
+        if out_path.exists():
+            data = _check_lut_data(_read(out_path), str(out_path))
+            for field, want in list(header.items()) + [("calibration", cal_head)]:
+                if field == "calibration":
+                    have = {k: data.get("calibration", {}).get(k) for k in cal_head}
+                else:
+                    have = data.get(field, 1 if field == "rounds" else None)
+                if have != want:
+                    raise PnagError(f"-o {out_path}: the file was profiled with {field}={have!r}, this run asks "
+                                    f"{field}={want!r}; allowed: the same settings (to resume) or another output file")
+            old_cpu = (data.get("env") or {}).get("cpu_model")
+            if old_cpu and old_cpu != env["cpu_model"]:
+                raise PnagError(f"-o {out_path}: the file was profiled on {old_cpu!r}, this machine is "
+                                f"{env['cpu_model']!r}; allowed: resume on the same machine or use another output file")
+            if data.get("complete"):  # nothing to do: the file is left as it is
+                return ProfileReport(LUT(data, out_path), 0, rounds * (len(data["entries"]) + len(cal_archs)), 0.0)
+        else:
+            data = dict(header, env=env, entries={}, calibration=dict(cal_head, archs=[]), correction=None,
+                        complete=False, profile_s=0.0)
+        entries = lut_entries(width, resolution)
+        saved: dict = data["entries"]
+        cal_saved: list = data["calibration"]["archs"]
+        for i in range(len(cal_saved), len(cal_archs)):  # every calibration network has its record from the start
+            cal_saved.append({"arch": cal_archs[i].to_legacy(), "rounds_ms": []})
+        for key, rec in saved.items():  # a table from before rounds holds one value per record: its round 1
+            rec.setdefault("rounds_ms", [rec["median_ms"]])
+        for c in cal_saved:
+            c.setdefault("rounds_ms", [c["measured_ms"]] if "measured_ms" in c else [])
+        entry_round = _per_round(protocol, rounds)
+        network_round = _per_round(network_protocol, rounds)
+        # the jobs, in network order: (records, key, module factory, input shape, per-round protocol);
+        # records[key] holds the job's round medians once it has one
+        jobs = []
+        for key, spec in entries.items():
+            module, chw = entry_module(spec)
+            jobs.append((saved, key, lambda module=module: module, (batch, *chw), entry_round))
+        for i in range(len(cal_archs)):
+            jobs.append((cal_saved, i, lambda a=cal_archs[i]: MobileNetV3(a), (batch, 3, resolution, resolution),
+                         network_round))
+        total = rounds * len(jobs)
+        def done(records, key) -> int:
+            return len(records[key]["rounds_ms"]) if (isinstance(records, list) or key in records) else 0
 
-    reused = sum(min(rounds, done(records, key)) for records, key, *_ in jobs)
-    measured = 0
-    t_start = time.perf_counter()
-    last_save = t_start
-    prev_s = float(data.get("profile_s", 0.0))
+        reused = sum(min(rounds, done(records, key)) for records, key, *_ in jobs)
+        measured = 0
+        t_start = time.perf_counter()
+        last_save = t_start
+        prev_s = float(data.get("profile_s", 0.0))
 
-    def save() -> None:
-        data["profile_s"] = prev_s + time.perf_counter() - t_start
-        write_json_atomic(out_path, data)
+        def save() -> None:
+            data["profile_s"] = prev_s + time.perf_counter() - t_start
+            write_json_atomic(out_path, data)
 
-    from tqdm import tqdm
+        from tqdm import tqdm
 
-    bar = tqdm(total=total, initial=reused, desc=f"profile {be.name} w{width} r{resolution}",
-               unit="timing", disable=_no_progress(progress), leave=False)
-    try:
-        with runner_pool(be, threads) as runner:
-            for r in range(rounds):
-                for j, (records, key, make, shape, proto) in enumerate(jobs):
-                    if done(records, key) > r:
-                        continue
-                    times = time_runs(runner(j, make, shape), proto)
-                    if isinstance(records, dict) and key not in records:
-                        records[key] = {"rounds_ms": []}
-                    _add_round(records[key], float(np.median(times)), len(times))
-                    measured += 1
-                    bar.update(1)
-                    if time.perf_counter() - last_save >= save_every_s:
-                        save()
-                        last_save = time.perf_counter()
-        raw = LUT(dict(data, correction=None), out_path)
-        sums = raw.table_sum_ms([c["arch"] for c in cal_saved])
-        a, b = fit_correction(sums, [c["measured_ms"] for c in cal_saved])
-        for c, s in zip(cal_saved, sums):
-            c["sum_ms"] = float(s)
-        data["correction"] = {"a": a, "b": b, "n": len(cal_saved), "note": CORRECTION_NOTE}
-        data["complete"] = True
-    finally:
-        bar.close()
-        save()
-    return ProfileReport(LUT(data, out_path), measured, reused, time.perf_counter() - t_start)
+        bar = tqdm(total=total, initial=reused, desc=f"profile {be.name} w{width} r{resolution}",
+                   unit="timing", disable=_no_progress(progress), leave=False)
+        try:
+            with runner_pool(be, threads) as runner:
+                for r in range(rounds):
+                    for j, (records, key, make, shape, proto) in enumerate(jobs):
+                        if done(records, key) > r:
+                            continue
+                        times = time_runs(runner(j, make, shape), proto)
+                        if isinstance(records, dict) and key not in records:
+                            records[key] = {"rounds_ms": []}
+                        _add_round(records[key], float(np.median(times)), len(times))
+                        measured += 1
+                        bar.update(1)
+                        if time.perf_counter() - last_save >= save_every_s:
+                            save()
+                            last_save = time.perf_counter()
+            raw = LUT(dict(data, correction=None), out_path)
+            sums = raw.table_sum_ms([c["arch"] for c in cal_saved])
+            a, b = fit_correction(sums, [c["measured_ms"] for c in cal_saved])
+            for c, s in zip(cal_saved, sums):
+                c["sum_ms"] = float(s)
+            data["correction"] = {"a": a, "b": b, "n": len(cal_saved), "note": CORRECTION_NOTE}
+            data["complete"] = True
+        finally:
+            bar.close()
+            save()
+        return ProfileReport(LUT(data, out_path), measured, reused, time.perf_counter() - t_start)
 
 
 def _per_round(protocol: MeasureProtocol, rounds: int) -> MeasureProtocol:

@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 from typing import Mapping
 
-from ..errors import DataError
+from ..errors import DataError, check_number
 from .sources import TableSource, hwc as _hwc
 
 NOTE10_DATASET = "ofa-note10-lut-w1.2"
@@ -78,10 +78,9 @@ def _read_yaml_table(path: str, mtime_ns: int, size: int) -> dict[str, float]:
         raise DataError(f"latency table {path}: top level is {type(raw).__name__}; allowed: a mapping key -> entry")
     out: dict[str, float] = {}
     for key, entry in raw.items():
-        mean = entry.get("mean") if isinstance(entry, Mapping) else None
-        if isinstance(mean, bool) or not isinstance(mean, (int, float)):
-            raise DataError(f"latency table {path}: entry {key!r} has no numeric 'mean' (ms)")
-        out[str(key)] = float(mean)
+        if not isinstance(entry, Mapping) or "mean" not in entry:
+            raise DataError(f"latency table {path}: entry {key!r} has no 'mean' (ms)")
+        out[str(key)] = check_number(entry["mean"], f"latency table {path}: entry {key!r} mean (ms)", positive=True)
     return out
 
 

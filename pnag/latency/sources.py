@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -220,6 +220,22 @@ class WholeNetworkTable(LatencySource):
         return out
 
 
+def check_covers(source: LatencySource, width: float, resolutions: Iterable[int], what: str = "--latency") -> None:
+    """Refuse a per-layer table (:class:`TableSource`) that lacks entries for MobileNetV3 networks at
+    ``width`` and any of ``resolutions`` (pixels): a :class:`PnagError` naming ``what``, the source,
+    the width and resolution asked, the first missing entry and what the table covers. Sources that
+    measure, whole-network tables and NAS-Bench-201 tables pass unchecked (they refuse an
+    architecture they cannot price when asked for it)."""
+    if not isinstance(source, TableSource):
+        return
+    w = check_width(width)
+    for r in resolutions:
+        table = source.slot_table(w, check_resolution(r))
+        if not table.complete:
+            raise PnagError(f"{what} {source.name}: the table does not describe width {w} at resolution "
+                            f"{table.resolution} (no entry {table.missing_keys()[0]!r}); {source.coverage}")
+
+
 def _help_ofa_gpu(gpu_batch: str) -> WholeNetworkTable:
     from ..data import load_help_ofa_gpu
     from ..data.readers import help_ofa_devices
@@ -243,8 +259,17 @@ def get_latency_source(spec: str, space: Any = None, progress: bool | None = Non
     """Build a latency source from ``spec`` (forms in the module docstring).
 
     ``space`` (an ``MBV3Space``) gives the width and resolution that table sources assume for
-    text-form architectures and for :meth:`TableSource.latency_from_indices`.
+    text-form architectures and for :meth:`TableSource.latency_from_indices`; a per-layer table that
+    does not describe them is refused (:func:`check_covers`).
     """
+    source = _latency_source(spec, space, progress)
+    width, resolution = getattr(space, "width", None), getattr(space, "resolution", None)
+    if width is not None and isinstance(resolution, int):
+        check_covers(source, width, [resolution])
+    return source
+
+
+def _latency_source(spec: str, space: Any, progress: bool | None) -> LatencySource:
     if not isinstance(spec, str) or not spec.strip():
         raise PnagError(f"latency source: {spec!r} is empty; allowed forms: {allowed(SPEC_FORMS)}")
     spec = spec.strip()
