@@ -265,7 +265,7 @@ def get_latency_source(spec: str, space: Any = None, progress: bool | None = Non
     source = _latency_source(spec, space, progress)
     width, resolution = getattr(space, "width", None), getattr(space, "resolution", None)
     if width is not None and isinstance(resolution, int):
-        check_covers(source, width, [resolution])
+        check_covers(source, width, getattr(space, "resolutions", (resolution,)))
     return source
 
 
