@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Iterable, Mapping, Union
 
-from ..errors import DataError, allowed
+from ..errors import DataError, PnagError, allowed, shown
 from ..space.mbv3 import MBV3Arch
 from ..space.nb201 import NB201Arch
 
@@ -300,8 +300,10 @@ def record_from_dict(d: Mapping[str, Any]) -> Record:
         accuracy = None if acc is None else Accuracy(acc["value"], acc["unit"], acc["measured_on"], acc.get("n", 1))
         lat = {k: Latency(v["ms"], v["source"], v.get("detail", ""), v.get("n", 1)) for k, v in d["latency"].items()}
         return Record(arch, accuracy, lat, d.get("madds"), d.get("params"), d.get("source", ""))
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise DataError(f"record {str(dict(d))[:120]}: malformed ({type(exc).__name__}: {exc})") from None
+    except PnagError:
+        raise
+    except (KeyError, TypeError, AttributeError, ValueError, OverflowError) as exc:
+        raise DataError(f"record {shown(d, 120)}: malformed ({type(exc).__name__}: {shown(str(exc))})") from None
 
 
 __all__ = ["record_to_dict", "record_from_dict", "Accuracy", "Latency", "Record", "Dataset", "MergeReport", "merge_records", "make_dataset",
