@@ -42,7 +42,8 @@ def files(tmp_path_factory):
     (d / "binary.bin").write_bytes(bytes(range(256)) * 4)
     (d / "latin1.json").write_bytes(b'\xff\xfe{"format": "caf\xe9"}')
     (d / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
-    (d / "bigint.json").write_text(json.dumps([{"arch": ARCH, "w1.0": {"top1_acc": 0.7}}])[:-2] + ', "x": ' + BIG + "}]")
+    entry = json.dumps([{"arch": ARCH, "w1.0": {"top1_acc": 0.7}}])
+    (d / "bigint.json").write_text(entry[:-2] + ', "x": ' + BIG + "}]")
     return d
 
 
@@ -50,7 +51,8 @@ N = str(MAX_SEED + 1)
 # (argv with {d} for the fixture folder, a fragment the one line must hold, paths under {d} that must not exist after)
 CASES = [
     # files of the wrong kind as sources
-    (["train", "--accuracy", "dataset:{d}/folder", "--budgets", "10:24", "-o", "{d}/r1"], "folder: cannot be read", ["r1"]),
+    (["train", "--accuracy", "dataset:{d}/folder", "--budgets", "10:24", "-o", "{d}/r1"], "folder: cannot be read",
+     ["r1"]),
     (["data", "info", "{d}/folder"], "cannot be read (Is a directory)", []),
     (["data", "info", "{d}/folder.jsonl"], "cannot be read (Is a directory)", []),
     (["data", "info", "{d}/binary.bin"], "not UTF-8", []),
@@ -61,7 +63,7 @@ CASES = [
     (["latency", "validate", "--lut", "{d}/binary.bin", "--samples", "2"], "not UTF-8", []),
     (["latency", "show-table", "{d}/deep.json", "pnag_cpu_30"], "nested too deeply", []),
     # numbers out of range
-    (["arch", "sample", "--seed", "-1"], "--seed: -1 is not allowed; allowed: an integer in 0..9223372036854775807", []),
+    (["arch", "sample", "--seed", "-1"], f"--seed: -1 is not allowed; allowed: an integer in 0..{MAX_SEED}", []),
     (["train", "--seed", N, "--budgets", "10:24", "-o", "{d}/r3"], f"--seed: {N} is not allowed", ["r3"]),
     (["train", "--seed", str(2**64 + 1), "--budgets", "10:24", "-o", "{d}/r3"], "--seed", ["r3"]),
     (["generate", "--run", "{d}/r3", "--budget", "5", "--seed", N], "--seed", []),
@@ -102,7 +104,8 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("argv, fragment, absent", CASES, ids=[" ".join(c[0][:2]) + f" #{i}" for i, c in enumerate(CASES)])
+@pytest.mark.parametrize("argv, fragment, absent", CASES,
+                         ids=[" ".join(c[0][:2]) + f" #{i}" for i, c in enumerate(CASES)])
 def test_bad_input_is_one_line_exit_2(argv, fragment, absent, files, capsys, monkeypatch):
     monkeypatch.chdir(files)
     line, _ = error_line([a.replace("{d}", str(files)) for a in argv], capsys)
