@@ -1,5 +1,6 @@
-"""Atomic file writes (a reader never sees a half-written file) and one writer per output
-(:func:`exclusive_writer`)."""
+"""File I/O with user-facing errors: atomic writes (a reader never sees a half-written file), one writer
+per output (:func:`exclusive_writer`), output paths checked before the work, and JSON files read into
+:class:`pnag.errors.DataError` when they are not JSON."""
 
 from __future__ import annotations
 
@@ -12,16 +13,85 @@ import time
 from pathlib import Path
 from typing import IO, Any, Iterator
 
+from .errors import DataError, PnagError
+
+WRITABLE = "a file path in a writable folder"
+
+
+def _reason(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or str(exc)
+
+
+def cannot_write(path: str | os.PathLike, exc: BaseException | str, what: str = "output",
+                 folder: bool = False) -> PnagError:
+    """The error for an output that could not be written (``exc``: the OSError that said why)."""
+    allowed = "a folder path (existing or new) in a writable folder" if folder else WRITABLE
+    return PnagError(f"{what}: cannot write {str(path)!r} ({_reason(exc)}); allowed: {allowed}")
+
+
+def check_output_path(path: str | os.PathLike, what: str, folder: bool = False) -> Path:
+    """``path`` as a Path when an output can be written there, checked before the work starts: not a
+    folder where a file is meant (nor a file where a folder is meant), and its nearest existing folder
+    takes a new file (tried with a temporary file, removed again: this also catches read-only file
+    systems and /proc, which permission bits do not show). Else a :class:`PnagError` naming ``what``."""
+    p = Path(path)
+    try:
+        if folder and p.exists() and not p.is_dir():
+            raise PnagError(f"{what}: {str(path)!r} is a file; allowed: a folder path (existing or new)")
+        if not folder and p.is_dir():
+            raise PnagError(f"{what}: {str(path)!r} is a folder; allowed: {WRITABLE}")
+        base = p if folder and p.is_dir() else next((q for q in p.absolute().parents if q.exists()), None)
+        if base is None or not base.is_dir():
+            raise cannot_write(path, f"{base} is not a folder", what, folder)
+        fd, tmp = tempfile.mkstemp(prefix=".pnag-write-check.", dir=base)
+        os.close(fd)
+        os.unlink(tmp)
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the name
+        if isinstance(exc, PnagError):
+            raise
+        raise cannot_write(path, exc, what, folder) from None
+    return p
+
+
+def read_json_file(path: str | os.PathLike, what: str, expected: str) -> Any:
+    """The JSON value in the UTF-8 file ``path``; a folder, an unreadable, non-UTF-8 or non-JSON file
+    (also JSON nested or with integers beyond Python's limits) is a :class:`DataError` naming ``what``
+    and ``expected`` (what the file should hold)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{what}: not UTF-8 text (byte {exc.start}); allowed: {expected}") from None
+    except OSError as exc:
+        raise DataError(f"{what}: cannot be read ({_reason(exc)}); allowed: {expected}") from None
+    return parse_json(text, what, expected)
+
+
+def parse_json(text: str | bytes, what: str, expected: str) -> Any:
+    """``json.loads(text)``, with a :class:`DataError` naming ``what`` and ``expected`` when it is not JSON."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{what}: not valid JSON ({exc.msg} at line {exc.lineno}); allowed: {expected}") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{what}: not UTF-8 text (byte {exc.start}); allowed: {expected}") from None
+    except (ValueError, RecursionError):  # int_max_str_digits, or nesting deeper than the recursion limit
+        raise DataError(f"{what}: JSON beyond what pnag reads (nested too deeply or a number too long); "
+                        f"allowed: {expected}") from None
+
 
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iterator[IO]:
     """Open a temporary file beside ``path``; on success rename it over ``path``.
 
-    On an exception the temporary file is removed and ``path`` is left as it was.
+    On an exception the temporary file is removed and ``path`` is left as it was. A folder that cannot
+    be created or written, or a ``path`` that is a folder, is a :class:`PnagError` (:func:`cannot_write`).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise cannot_write(path, exc) from None
     # mkstemp creates 0600; give the final file the mode a plain open() would (0666 & ~umask).
     umask = os.umask(0)
     os.umask(umask)
@@ -31,7 +101,10 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iter
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:  # e.g. path is a folder
+            raise cannot_write(path, exc) from None
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

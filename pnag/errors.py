@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 
 
 class PnagError(ValueError):
@@ -61,3 +62,37 @@ def allowed(values) -> str:
     if len(vals) == 1:
         return vals[0]
     return ", ".join(vals[:-1]) + " or " + vals[-1]
+
+
+# An integer written with ASCII digits only: str.isdigit() and int() also take superscripts and other
+# scripts' digits (int("\u0663") == 3), which pnag does not read as numbers.
+_ASCII_INT = re.compile(r"[+-]?[0-9]+")
+MAX_INT_DIGITS = 30  # longer integers are out of every range pnag accepts (and int() refuses > 4300 digits)
+
+
+def shown(value, limit: int = 60) -> str:
+    """``repr(value)`` for an error message, shortened to about ``limit`` characters (one line)."""
+    r = repr(value)
+    return r if len(r) <= limit else f"{r[:limit - 20]}...{r[-12:]} ({len(r)} characters)"
+
+
+def parse_int(text: str, what: str, allowed_text: str, error: type[PnagError] = PnagError,
+              noun: str = "an integer") -> int:
+    """``text`` (surrounding spaces allowed) as an int when it is an integer in ASCII digits with an optional
+    sign; else ``error`` naming ``what``, the value and ``allowed_text``. Non-ASCII digits (superscripts,
+    Arabic-Indic, ...) are refused with a message saying so."""
+    s = str(text).strip()
+    if not _ASCII_INT.fullmatch(s):
+        hint = "" if s.isascii() else " (only the ASCII digits 0-9 are read as numbers)"
+        raise error(f"{what}: {shown(text)} is not {noun}{hint}; allowed: {allowed_text}")
+    if len(s.lstrip("+-")) > MAX_INT_DIGITS:
+        raise error(f"{what}: {shown(text)} is out of range; allowed: {allowed_text}")
+    return int(s)
+
+
+def check_ascii_number(text: str, what: str, allowed_text: str, error: type[PnagError] = PnagError) -> str:
+    """``text`` unchanged when it is ASCII (float() also reads other scripts' digits); else ``error``."""
+    if not str(text).isascii():
+        raise error(f"{what}: {shown(text)} is not a number (only the ASCII digits 0-9 are read as numbers); "
+                    f"allowed: {allowed_text}")
+    return text

@@ -64,8 +64,8 @@ def test_arch_sample(capsys):
 
 
 @pytest.mark.parametrize("argv,fragment", [
-    (["arch", "sample", "-n", "0"], "-n: 0 is not allowed; allowed: an integer >= 1"),
-    (["arch", "sample", "--seed", "x"], "--seed: invalid int value: 'x'"),
+    (["arch", "sample", "-n", "0"], "-n: 0 is not allowed; allowed: an integer in 1..100000"),
+    (["arch", "sample", "--seed", "x"], "--seed: 'x' is not an integer; allowed: an integer in 0..9223372036854775807"),
     (["arch", "sample", "--width", "2"], "--width: '2' is not a width of the space"),
     (["arch", "info"], "the following arguments are required: ARCH"),
     (["arch"], "required: SUBCOMMAND"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 
 from ..errors import PnagError
@@ -19,9 +20,14 @@ COMMAND_MODULES: tuple[str, ...] = ("search", "train", "arch", "zoo", "export", 
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # argparse's own usage errors: status 2, no traceback
-        self.print_usage(sys.stderr)
-        self.exit(2, f"{self.prog}: error: {message}\n")
+    def error(self, message: str):  # argparse's own usage errors: one line, status 2, no traceback
+        message = re.sub(r"^argument (\S+): \1: ", r"argument \1: ", message)  # our types name the option too
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (usage: {self.prog} --help)\n")
+
+
+def one_line(message: object) -> str:
+    """``message`` as one line (a value quoted in it may hold line breaks)."""
+    return str(message).replace("\r", "\\r").replace("\n", "\\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except PnagError as exc:
-        print(f"pnag: error: {exc}", file=sys.stderr)
+        print(f"pnag: error: {one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("pnag: interrupted; work saved so far is kept and a re-run resumes from it", file=sys.stderr)

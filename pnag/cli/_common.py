@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import shutil
 import sys
+from pathlib import Path
 from typing import Any
 
-from ..errors import PnagError
+from .._io import check_output_path
+from ..errors import PnagError, check_ascii_number, parse_int, shown
 
 
 def print_json(obj: Any) -> None:
@@ -15,30 +19,90 @@ def print_json(obj: Any) -> None:
     sys.stdout.write("\n")
 
 
-def bounded_int(name: str, minimum: int):
-    """argparse type: an integer >= ``minimum``, with an error naming the option."""
+# Seeds: torch's generators take 0..2**64-1 and numpy's any integer >= 0; pnag derives further seeds as
+# seed + k (k < 10**4), so a seed is 0..2**63-1, a signed 64-bit integer, which every one of them accepts.
+MAX_SEED = 2**63 - 1
+# Counts that allocate per item (arrays, candidate tensors, architecture objects) are capped before any work.
+MAX_ARCH_SAMPLES = 100_000  # pnag arch sample -n, pnag train --train-samples / --latency-samples
+MAX_DRAWS = 10_000  # generator draws per budget (--samples of generate and search)
+MAX_BUDGET_DRAWS = 1_000_000  # budgets x draws per budget: about 400 bytes each, so at most some 400 MB
+MAX_MEASURED = 10_000  # networks measured end to end (seconds each): latency validate --samples, --calibration
+MAX_THREADS = 1024  # torch takes a C int; more threads than this machine could run help nothing
+MAX_WORKERS = 256  # data-loading worker processes
+MAX_BATCH = 4096  # images in memory at once (about 0.6 MB each at 224 px)
+MAX_PIXELS = 2048  # input resolution of a network (memory)
+
+
+def bounded_int(name: str, minimum: int, maximum: int | None = None, why: str = ""):
+    """argparse type: an integer in ``minimum..maximum`` written in ASCII digits, with an error naming the
+    option, the value and the range (``why``: a reason for the maximum, said after it)."""
+    allowed_text = f"an integer >= {minimum}" if maximum is None else f"an integer in {minimum}..{maximum}{why}"
 
     def parse(text: str) -> int:
         try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"{name}: {text!r} is not an integer; allowed: an integer >= {minimum}") from None
-        if v < minimum:
-            raise argparse.ArgumentTypeError(f"{name}: {v} is not allowed; allowed: an integer >= {minimum}")
+            v = parse_int(text, name, allowed_text)
+        except PnagError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        if v < minimum or maximum is not None and v > maximum:
+            raise argparse.ArgumentTypeError(f"{name}: {v} is not allowed; allowed: {allowed_text}")
         return v
 
     return parse
 
 
-def positive_int(name: str):
-    """argparse type: an integer >= 1."""
-    return bounded_int(name, 1)
+def positive_int(name: str, maximum: int | None = None, why: str = ""):
+    """argparse type: an integer >= 1 (and <= ``maximum``)."""
+    return bounded_int(name, 1, maximum, why)
 
 
-def non_negative_int(name: str):
-    """argparse type: an integer >= 0."""
-    return bounded_int(name, 0)
+def non_negative_int(name: str, maximum: int | None = None, why: str = ""):
+    """argparse type: an integer >= 0 (and <= ``maximum``)."""
+    return bounded_int(name, 0, maximum, why)
+
+
+def threads_int(name: str = "--threads"):
+    """argparse type: a number of CPU threads, 1..:data:`MAX_THREADS`."""
+    return positive_int(name, MAX_THREADS)
+
+
+def seed_int(name: str = "--seed"):
+    """argparse type: a random seed, 0..2**63-1 (see :data:`MAX_SEED`)."""
+    return bounded_int(name, 0, MAX_SEED, " (2**63-1, the range torch's and numpy's generators share)")
+
+
+def ascii_float(name: str, what: str = "a number"):
+    """argparse type: a float written in ASCII (``float()`` also reads other scripts' digits)."""
+
+    def parse(text: str) -> float:
+        try:
+            return float(check_ascii_number(text, name, what))
+        except PnagError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name}: {shown(text)} is not a number; allowed: {what}") from None
+
+    return parse
+
+
+def check_draws(n_budgets: int, samples: int, what: str = "--samples") -> None:
+    """Refuse, before any allocation, more generator draws in all than :data:`MAX_BUDGET_DRAWS`."""
+    if n_budgets * samples > MAX_BUDGET_DRAWS:
+        raise PnagError(f"{what}: {samples} draws for each of {n_budgets} budgets ({n_budgets * samples} in all) "
+                        f"is too many; allowed: budgets x samples <= {MAX_BUDGET_DRAWS} (memory)")
+
+
+@contextlib.contextmanager
+def removed_on_error(folder: str | Path):
+    """Remove ``folder`` again when the command fails with a :class:`PnagError` before saving any work
+    in it: it did not exist before, and holds no file but a run's ``config.json``."""
+    folder = Path(folder)
+    existed = folder.exists()
+    try:
+        yield
+    except PnagError:
+        if not existed and folder.is_dir() and all(p.is_dir() or p.name == "config.json" for p in folder.rglob("*")):
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
 
 
 def table(rows: list[list[Any]], header: list[str]) -> str:
@@ -61,4 +125,5 @@ def _num(s: str) -> bool:
         return False
 
 
-__all__ = ["PnagError", "bounded_int", "non_negative_int", "print_json", "positive_int", "table"]
+__all__ = ["PnagError", "ascii_float", "bounded_int", "check_draws", "check_output_path", "non_negative_int",
+           "print_json", "positive_int", "removed_on_error", "seed_int", "table", "threads_int"]

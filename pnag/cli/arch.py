@@ -7,7 +7,7 @@ import argparse
 from ..nn.cost import arch_cost
 from ..space.mbv3 import MBV3Arch, MBV3Space, check_resolution, check_width
 from ..zoo import resolve_arch
-from ._common import positive_int, print_json, table
+from ._common import MAX_ARCH_SAMPLES, positive_int, print_json, seed_int, table
 
 
 def arch_summary(arch: MBV3Arch) -> dict:
@@ -79,8 +79,9 @@ def register(subparsers) -> None:
     info.set_defaults(func=_info)
 
     sample = sub.add_parser("sample", help="uniformly sampled architectures with their cost")
-    sample.add_argument("-n", type=positive_int("-n"), default=5, help="how many (default 5)")
-    sample.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    sample.add_argument("-n", type=positive_int("-n", MAX_ARCH_SAMPLES, " (memory and time)"), default=5,
+                        help=f"how many, at most {MAX_ARCH_SAMPLES} (default 5)")
+    sample.add_argument("--seed", type=seed_int(), default=0, help="random seed, 0..2**63-1 (default 0)")
     sample.add_argument("--width", default="1.2", help="width multiplier: 1.0 or 1.2 (default 1.2)")
     sample.add_argument("--resolution", default="224", help="input resolution in pixels, 128..224 (default 224)")
     sample.add_argument("--json", action="store_true", help="print JSON")

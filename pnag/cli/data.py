@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import DataError
-from ._common import print_json, table
+from ._common import check_output_path, print_json, table
 
 EXPORT_FORMATS = ("pnag-json", "csv")
 
@@ -129,6 +129,7 @@ def _fetch(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from ..data.readers import pnag_json_entries, write_csv, write_pnag_json
 
+    check_output_path(args.output, "-o/--output")
     ds = _load(args.name, args.accuracy_on)
     if args.format == "pnag-json":
         entries, skipped = pnag_json_entries(ds.records)

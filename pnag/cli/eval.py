@@ -11,7 +11,8 @@ from pathlib import Path
 
 from .._io import write_json_atomic
 from ..errors import PnagError
-from ._common import non_negative_int, positive_int, print_json, table
+from ._common import (MAX_BATCH, MAX_PIXELS, MAX_WORKERS, ascii_float, check_output_path, non_negative_int, positive_int,
+                      print_json, seed_int, table)
 
 
 def register(subparsers) -> None:
@@ -31,22 +32,26 @@ def register(subparsers) -> None:
                    "for seeded random weights (testing)")
     p.add_argument("--arch", nargs="+", metavar="ARCH", help="architectures (legacy string, OFA dict or dict "
                    "literal) to evaluate with --supernet")
-    p.add_argument("--width", type=float, default=1.2, help="supernet width multiplier: 1.0 or 1.2 (default 1.2)")
-    p.add_argument("--seed", type=int, default=0, help="seed of --supernet random weights (default 0)")
-    p.add_argument("--resolution", type=positive_int("--resolution"), help="input crop (pixels); default: the "
+    p.add_argument("--width", type=ascii_float("--width", "1.0 or 1.2"), default=1.2,
+                   help="supernet width multiplier: 1.0 or 1.2 (default 1.2)")
+    p.add_argument("--seed", type=seed_int(), default=0,
+                   help="seed of --supernet random weights, 0..2**63-1 (default 0)")
+    p.add_argument("--resolution", type=positive_int("--resolution", MAX_PIXELS),
+                   help="input crop (pixels); default: the "
                    "model's or architecture's resolution (224)")
     p.add_argument("--calib-images", type=non_negative_int("--calib-images"), help="training images for "
                    "batch-norm recalibration (default 2000 with --supernet, 0 for zoo models)")
-    p.add_argument("--calib-batch-size", type=positive_int("--calib-batch-size"), default=100,
+    p.add_argument("--calib-batch-size", type=positive_int("--calib-batch-size", MAX_BATCH), default=100,
                    help="recalibration batch size (default 100)")
-    p.add_argument("--batch-size", type=positive_int("--batch-size"), default=100,
+    p.add_argument("--batch-size", type=positive_int("--batch-size", MAX_BATCH), default=100,
                    help="evaluation batch size (default 100)")
-    p.add_argument("--workers", type=non_negative_int("--workers"), default=2,
+    p.add_argument("--workers", type=non_negative_int("--workers", MAX_WORKERS), default=2,
                    help="data-loading worker processes per rank (default 2; 0 loads in the main process)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto; under torchrun "
                    "cuda means each rank's LOCAL_RANK GPU)")
     p.add_argument("--json", action="store_true", help="print JSON (one object, or a list for several)")
-    p.add_argument("--output", metavar="FILE", help="also write the JSON results to FILE (atomically)")
+    p.add_argument("--output", "--json-out", metavar="FILE", help="also write the JSON results to FILE (atomically; "
+                   "checked before the evaluation)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -123,6 +128,8 @@ def run(args) -> int:
     from ..evaluate.imagefolder import find_split
 
     _check_combination(args)
+    if args.output:
+        check_output_path(args.output, "--output")
     find_split(args.data_dir, "val")  # fail fast, before building networks
     with distributed(args.device) as ctx:
         progress = not args.quiet and ctx.is_main
@@ -131,7 +138,11 @@ def run(args) -> int:
             return 0
     payload = results[0] if len(results) == 1 else results
     if args.output:
-        write_json_atomic(args.output, payload)
+        try:
+            write_json_atomic(args.output, payload)
+        except PnagError:  # the folder changed during the evaluation: keep the results on stdout
+            print_json(payload)
+            raise
     if args.json:
         print_json(payload)
     else:

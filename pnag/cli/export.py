@@ -3,27 +3,23 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from ..errors import PnagError
+from .._io import cannot_write
 from ..export import FORMATS, export_model, resolve_model
 from ..space.mbv3 import check_resolution, check_width
+from ._common import check_output_path
 
 
 def _export(args: argparse.Namespace) -> int:
     width = None if args.width is None else check_width(args.width, "--width")
     res = None if args.resolution is None else check_resolution(args.resolution, "--resolution")
-    parent = next((p for p in Path(args.output).absolute().parents if p.exists()), None)
-    if parent is not None and not parent.is_dir():
-        raise PnagError(f"-o/--output: cannot write {args.output!r} ({parent} is not a folder); "
-                        "allowed: a file path in a writable folder")
+    check_output_path(args.output, "-o/--output")
     model = resolve_model(args.model, width=width, resolution=res, pretrained=args.pretrained, weights=args.weights)
     weights = "published" if args.pretrained and args.weights is None else ("from " + args.weights if args.weights else "random")
     try:
         result = export_model(model, args.output, fmt=args.format, resolution=res, verify=not args.no_verify)
     except OSError as exc:
-        raise PnagError(f"-o/--output: cannot write {args.output!r} ({exc.strerror or exc}); "
-                        "allowed: a file path in a writable folder") from None
+        raise cannot_write(args.output, exc, "-o/--output") from None
     print(f"wrote {result.path} ({result.fmt}, {result.n_bytes / 1e6:.1f} MB, {weights} weights, "
           f"input {result.resolution}x{result.resolution}, dynamic batch)")
     if args.no_verify:

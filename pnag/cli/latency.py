@@ -5,26 +5,15 @@ from __future__ import annotations
 import argparse
 
 from ..errors import PnagError
-from ._common import positive_int, print_json, table
-
-
-def _parsed(name: str, convert=int, what: str = "an integer"):
-    """argparse type converting with ``convert``; the range is checked by the library, whose message
-    names what is allowed."""
-
-    def parse(text: str):
-        try:
-            return convert(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name}: {text!r} is not {what}") from None
-
-    return parse
+from ._common import (MAX_BATCH, MAX_MEASURED, MAX_PIXELS, ascii_float, bounded_int, check_output_path,
+                      non_negative_int, positive_int, print_json, seed_int, table, threads_int)
 
 
 def _protocol_args(p: argparse.ArgumentParser, warmup: int, runs: int, min_time: float) -> None:
-    p.add_argument("--warmup", type=_parsed("--warmup"), default=warmup, help=f"untimed runs first (default {warmup})")
+    p.add_argument("--warmup", type=non_negative_int("--warmup"), default=warmup,
+                   help=f"untimed runs first (default {warmup})")
     p.add_argument("--runs", type=positive_int("--runs"), default=runs, help=f"timed runs at least (default {runs})")
-    p.add_argument("--min-time", type=_parsed("--min-time", float, "a number of seconds"), default=min_time,
+    p.add_argument("--min-time", type=ascii_float("--min-time", "a number of seconds"), default=min_time,
                    help=f"keep timing until this many seconds were spent (default {min_time})")
 
 
@@ -53,6 +42,7 @@ def _measure(args: argparse.Namespace) -> int:
 def _profile(args: argparse.Namespace) -> int:
     from ..latency import MeasureProtocol, profile_lut
 
+    check_output_path(args.output, "-o/--output")
     protocol = MeasureProtocol(args.warmup, args.runs, args.min_time)
     network = MeasureProtocol(args.warmup, args.runs, args.network_min_time)
     r = profile_lut(args.backend, args.threads, args.width, args.resolution, args.output, batch=args.batch,
@@ -80,6 +70,8 @@ def _profile(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     from ..latency import load_lut, validate_lut
 
+    if args.plot:
+        check_output_path(args.plot, "--plot")
     lut = load_lut(args.lut)
     res = validate_lut(lut, samples=args.samples, seed=args.seed, progress=_progress(args), rounds=args.rounds,
                        reference=not args.no_reference)
@@ -176,31 +168,37 @@ def register(subparsers) -> None:
     m = sub.add_parser("measure", help="measure one network end to end (median and IQR, ms)")
     m.add_argument("arch", metavar="NAME|ARCH", help="a zoo model name or an architecture (legacy string or dict)")
     m.add_argument("--backend", default="torch", help="torch, onnxruntime or torch-cuda (default torch)")
-    m.add_argument("--threads", type=_parsed("--threads"), default=None, help="CPU threads (default: torch's)")
-    m.add_argument("--batch", type=_parsed("--batch"), default=1, help="images per forward pass (default 1)")
-    m.add_argument("--resolution", type=_parsed("--resolution"), default=None, help="input size (default: the arch's)")
-    m.add_argument("--width", type=float, default=None, help="width multiplier 1.0 or 1.2 (default: the arch's)")
+    m.add_argument("--threads", type=threads_int(), default=None, help="CPU threads (default: torch's)")
+    m.add_argument("--batch", type=positive_int("--batch", MAX_BATCH), default=1,
+                   help="images per forward pass (default 1)")
+    m.add_argument("--resolution", type=positive_int("--resolution", MAX_PIXELS), default=None,
+                   help="input size (default: the arch's)")
+    m.add_argument("--width", type=ascii_float("--width", "1.0 or 1.2"), default=None,
+                   help="width multiplier 1.0 or 1.2 (default: the arch's)")
     _protocol_args(m, 10, 30, 1.0)
     m.add_argument("--json", action="store_true", help="print the measurement and its environment as JSON")
     m.set_defaults(func=_measure)
 
     pr = sub.add_parser("profile", help="measure a per-layer lookup table for this machine (resumable)")
     pr.add_argument("--backend", default="torch", help="torch, onnxruntime or torch-cuda (default torch)")
-    pr.add_argument("--threads", type=_parsed("--threads"), default=None, help="CPU threads (default: torch's)")
-    pr.add_argument("--width", type=float, default=1.2, help="width multiplier 1.0 or 1.2 (default 1.2)")
-    pr.add_argument("--resolution", type=_parsed("--resolution"), default=224, help="input size (default 224)")
-    pr.add_argument("--batch", type=_parsed("--batch"), default=1, help="images per forward pass (default 1)")
+    pr.add_argument("--threads", type=threads_int(), default=None, help="CPU threads (default: torch's)")
+    pr.add_argument("--width", type=ascii_float("--width", "1.0 or 1.2"), default=1.2,
+                    help="width multiplier 1.0 or 1.2 (default 1.2)")
+    pr.add_argument("--resolution", type=positive_int("--resolution", MAX_PIXELS), default=224,
+                    help="input size (default 224)")
+    pr.add_argument("--batch", type=positive_int("--batch", MAX_BATCH), default=1,
+                    help="images per forward pass (default 1)")
     pr.add_argument("-o", "--output", required=True, help="table file (JSON); an unfinished one is resumed")
     _protocol_args(pr, 5, 20, 0.5)
-    pr.add_argument("--network-min-time", type=_parsed("--network-min-time", float, "a number of seconds"), default=2.0,
+    pr.add_argument("--network-min-time", type=ascii_float("--network-min-time", "a number of seconds"), default=2.0,
                     help="seconds of timing for each whole (calibration) network at least (default 2.0)")
-    pr.add_argument("--calibration", type=_parsed("--calibration"), default=20,
+    pr.add_argument("--calibration", type=bounded_int("--calibration", 0, MAX_MEASURED), default=20,
                     help="whole networks measured to fit the correction (default 20)")
     pr.add_argument("--rounds", type=positive_int("--rounds"), default=10,
                     help="interleaved rounds: every entry and network is timed once per round and its value is "
                          "the median of its round medians (default 10)")
-    pr.add_argument("--seed", type=int, default=0, help="seed of the calibration archs (default 0)")
-    pr.add_argument("--save-every", type=_parsed("--save-every", float, "a number of seconds"), default=2.0,
+    pr.add_argument("--seed", type=seed_int(), default=0, help="seed of the calibration archs, 0..2**63-1 (default 0)")
+    pr.add_argument("--save-every", type=ascii_float("--save-every", "a number of seconds"), default=2.0,
                     help="rewrite the output file at most every this many seconds (default 2)")
     pr.add_argument("--no-progress", action="store_true", help="no progress bar")
     pr.add_argument("--json", action="store_true", help="print a JSON summary")
@@ -208,8 +206,9 @@ def register(subparsers) -> None:
 
     v = sub.add_parser("validate", help="predicted vs measured latency of random archs")
     v.add_argument("--lut", required=True, metavar="FILE", help="a table written by 'pnag latency profile'")
-    v.add_argument("--samples", type=_parsed("--samples"), default=50, help="random archs (default 50)")
-    v.add_argument("--seed", type=int, default=1, help="seed of the random archs (default 1)")
+    v.add_argument("--samples", type=bounded_int("--samples", 2, MAX_MEASURED, " (each is measured)"), default=50,
+                   help=f"random archs, at most {MAX_MEASURED} (default 50)")
+    v.add_argument("--seed", type=seed_int(), default=1, help="seed of the random archs, 0..2**63-1 (default 1)")
     v.add_argument("--rounds", type=positive_int("--rounds"), default=None,
                    help="interleaved measurement rounds over all archs; each arch's latency is the median of its "
                         "round medians; each round times every arch for the table's per-round share of its "
@@ -225,8 +224,10 @@ def register(subparsers) -> None:
     s = sub.add_parser("show-table", help="per-layer breakdown of an arch's latency in a table")
     s.add_argument("table", metavar="NAME|FILE", help="note10, i7-8700k, a profiled FILE or a lut:/local spec")
     s.add_argument("arch", metavar="NAME|ARCH", help="a zoo model name or an architecture")
-    s.add_argument("--width", type=float, default=None, help="width multiplier (default: the arch's)")
-    s.add_argument("--resolution", type=_parsed("--resolution"), default=None, help="input size (default: the arch's)")
+    s.add_argument("--width", type=ascii_float("--width", "1.0 or 1.2"), default=None,
+                   help="width multiplier (default: the arch's)")
+    s.add_argument("--resolution", type=positive_int("--resolution", MAX_PIXELS), default=None,
+                   help="input size (default: the arch's)")
     s.add_argument("--json", action="store_true", help="print JSON")
     s.set_defaults(func=_show_table)
 

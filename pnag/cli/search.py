@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from ._common import non_negative_int, positive_int, print_json, table
+from ._common import (MAX_ARCH_SAMPLES, MAX_DRAWS, check_draws, check_output_path, positive_int, print_json,
+                      removed_on_error, seed_int, table, threads_int)
 
 DATASET = "dataset:ofa-mbv3-w1.0-imagenet"
 # synflow: Kendall tau 0.84 against measured ImageNet top-1 at about 0.4 s per network on 2 cores
@@ -63,6 +64,8 @@ def _search(args: argparse.Namespace) -> int:
     from ..space import MBV3Space
     from .train import parse_range, plot_run
 
+    check_draws(args.n, args.samples)
+    check_output_path(args.output, "-o/--output", folder=True)
     space = MBV3Space(width=1.0, resolution=224)
     acc_spec, note = _resolve_accuracy(args, space)
     if note:
@@ -79,7 +82,8 @@ def _search(args: argparse.Namespace) -> int:
     out = Path(args.output)
     config = TrainConfig(space="mbv3", accuracy=acc_spec, latency=args.latency, budgets=budgets, width=1.0,
                          train_samples=train_samples, seed=args.seed)
-    run = train(config, out / "run", progress=not args.quiet, threads=args.threads)
+    with removed_on_error(out):
+        run = train(config, out / "run", progress=not args.quiet, threads=args.threads)
     lo, hi = run.budget_range
     grid = np.linspace(max(lo, run.min_latency_ms), hi, args.n)
     gens = run.generate(grid, samples=args.samples, seed=args.seed)
@@ -107,11 +111,13 @@ def register(subparsers) -> None:
     p.add_argument("--accuracy", default=None,
                    help=f"accuracy source (default: {DATASET} when available, else proxy:{FALLBACK_PROXY})")
     p.add_argument("--budgets", default=None, help="LO:HI in ms (default: 10 %%..90 %% of the measured latencies)")
-    p.add_argument("--train-samples", type=positive_int("--train-samples"), default=None)
-    p.add_argument("-n", type=positive_int("-n"), default=8, help="budgets to report across the range (default 8)")
-    p.add_argument("--samples", type=positive_int("--samples"), default=16, help="generator draws per budget")
-    p.add_argument("--seed", type=non_negative_int("--seed"), default=0, help="random seed (default 0)")
-    p.add_argument("--threads", type=positive_int("--threads"), default=None,
+    p.add_argument("--train-samples", type=positive_int("--train-samples", MAX_ARCH_SAMPLES), default=None)
+    p.add_argument("-n", type=positive_int("-n", MAX_DRAWS), default=8,
+                   help="budgets to report across the range (default 8)")
+    p.add_argument("--samples", type=positive_int("--samples", MAX_DRAWS, " (memory)"), default=16,
+                   help=f"generator draws per budget, at most {MAX_DRAWS} (default 16)")
+    p.add_argument("--seed", type=seed_int(), default=0, help="random seed, 0..2**63-1 (default 0)")
+    p.add_argument("--threads", type=threads_int(), default=None,
                    help="torch threads while training (default: torch's, all cores; 1 is faster on a busy machine)")
     p.add_argument("-o", "--output", default="pnag-search", help="output directory (default ./pnag-search)")
     p.add_argument("--json", action="store_true")

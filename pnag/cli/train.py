@@ -9,14 +9,15 @@ from pathlib import Path
 from ..errors import BudgetError, PnagError
 from ..predict.mlp import PRESETS, TARGETS
 from ..search.rewards import REWARDS
-from ._common import non_negative_int, positive_int, print_json, table
+from ._common import (MAX_ARCH_SAMPLES, MAX_DRAWS, ascii_float, check_draws, check_output_path, non_negative_int,
+                      positive_int, print_json, removed_on_error, seed_int, table, threads_int)
 
 
 def parse_range(text: str, what: str = "--budgets") -> tuple[float, float]:
     """``LO:HI`` (ms) -> (lo, hi) with 0 < lo < hi."""
     parts = str(text).split(":")
     try:
-        if len(parts) != 2:
+        if len(parts) != 2 or not str(text).isascii():
             raise ValueError
         lo, hi = float(parts[0]), float(parts[1])
     except ValueError:
@@ -30,6 +31,8 @@ def parse_budget_list(text: str, what: str = "--budgets") -> list[float]:
     """``B1,B2,...`` or ``LO:HI:STEP`` (ms) -> list of budgets."""
     s = str(text).strip()
     try:
+        if not s.isascii():
+            raise ValueError
         if ":" in s:
             parts = [float(p) for p in s.split(":")]
             if len(parts) != 3:
@@ -74,7 +77,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         kw["width"] = check_width(args.width, "--width")
     config = TrainConfig(**kw)
-    run = train(config, args.output, progress=not args.quiet, threads=args.threads)
+    check_output_path(args.output, "-o/--output", folder=True)
+    with removed_on_error(args.output):
+        run = train(config, args.output, progress=not args.quiet, threads=args.threads)
     m = run.metrics
     acc = m.get("predictors", {}).get("accuracy")
     lines = [f"run: {args.output}", f"data: {m['data']['n']} architectures ({m['data']['note']})",
@@ -95,6 +100,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         budgets = [args.budget]
     else:
         budgets = parse_budget_list(args.budgets)
+    check_draws(len(budgets), args.samples)
     run = Run.load(args.run)
     gens = run.generate(budgets, samples=args.samples, seed=args.seed)
     if args.json:
@@ -157,6 +163,7 @@ def plot_run(run, path: str | Path, budgets=None, samples: int = 16) -> Path:
 def cmd_plot(args: argparse.Namespace) -> int:
     from ..search import Run
 
+    check_output_path(args.output, "-o/--output")
     run = Run.load(args.run)
     print(plot_run(run, args.output))
     return 0
@@ -171,14 +178,14 @@ def register(sub) -> None:
     p.add_argument("--latency", default="lut:i7-8700k",
                    help="lut:FILE, lut:note10, lut:i7-8700k, nb201:DEVICE, table:help-ofa-gpu:GPU_BATCH or local")
     p.add_argument("--budgets", required=True, help="budget range LO:HI in ms")
-    p.add_argument("--train-samples", type=positive_int("--train-samples"), default=None)
-    p.add_argument("--latency-samples", type=positive_int("--latency-samples"), default=None)
+    p.add_argument("--train-samples", type=positive_int("--train-samples", MAX_ARCH_SAMPLES), default=None)
+    p.add_argument("--latency-samples", type=positive_int("--latency-samples", MAX_ARCH_SAMPLES), default=None)
     p.add_argument("--reward", choices=REWARDS, default="pareto",
                    help="the generator's reward: pareto (the Pareto-aware ranker, as published), objective (the run's "
                         "objective directly), mnas or tunas")
-    p.add_argument("--eval-budget", type=non_negative_int("--eval-budget"), default=0)
-    p.add_argument("--seed", type=non_negative_int("--seed"), default=0)
-    p.add_argument("--threads", type=positive_int("--threads"), default=None,
+    p.add_argument("--eval-budget", type=non_negative_int("--eval-budget", MAX_ARCH_SAMPLES), default=0)
+    p.add_argument("--seed", type=seed_int(), default=0, help="random seed, 0..2**63-1 (default 0)")
+    p.add_argument("--threads", type=threads_int(), default=None,
                    help="torch threads while training (default: torch's, all cores; 1 is faster on a busy machine)")
     p.add_argument("--steps", type=positive_int("--steps"), default=None, help="policy-gradient steps")
     p.add_argument("--predictor-preset", choices=PRESETS, default=None,
@@ -198,9 +205,10 @@ def register(sub) -> None:
     grp = g.add_mutually_exclusive_group(required=True)
     grp.add_argument("--budget", type=_one_budget, help="one budget in ms")
     grp.add_argument("--budgets", help="B1,B2,... or LO:HI:STEP (ms)")
-    g.add_argument("--samples", type=positive_int("--samples"), default=1,
-                   help="K generator draws per budget; the best predicted-feasible one is returned")
-    g.add_argument("--seed", type=non_negative_int("--seed"), default=0)
+    g.add_argument("--samples", type=positive_int("--samples", MAX_DRAWS, " (memory)"), default=1,
+                   help=f"K generator draws per budget, at most {MAX_DRAWS}; the best predicted-feasible one is "
+                        "returned")
+    g.add_argument("--seed", type=seed_int(), default=0, help="random seed, 0..2**63-1 (default 0)")
     g.add_argument("--json", action="store_true")
     g.set_defaults(func=cmd_generate)
 
@@ -211,10 +219,7 @@ def register(sub) -> None:
 
 
 def _one_budget(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number; allowed: one latency in ms") from None
+    v = ascii_float("--budget", "one latency in ms")(text)
     if not (math.isfinite(v) and v > 0):
         raise argparse.ArgumentTypeError(f"{text!r}; allowed: a positive latency in ms")
     return v

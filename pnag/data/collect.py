@@ -218,7 +218,11 @@ def read_collection(path: str | os.PathLike, repair: bool = False) -> tuple[dict
     path = Path(path)
     if not path.exists():
         return None, []
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:  # a folder, no permission
+        raise DataError(f"collection file {path}: cannot be read ({exc.strerror or exc}); allowed: a file written "
+                        "by `pnag collect`") from None
     lines = raw.split(b"\n")
     tail = lines.pop()  # b"" when the file ends with a newline
     good_end = len(raw) - len(tail)
@@ -226,7 +230,7 @@ def read_collection(path: str | os.PathLike, repair: bool = False) -> tuple[dict
     for i, line in enumerate(lines):
         try:
             parsed.append(json.loads(line))
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # not JSON or not UTF-8; nested or long beyond Python's limits
             if i == len(lines) - 1 and not tail:  # a torn last line that happened to end in "\n"
                 good_end -= len(line) + 1
                 break

@@ -18,8 +18,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .._io import atomic_open
-from ..errors import ArchError, DataError, allowed, check_number
+from .._io import atomic_open, read_json_file
+from ..errors import ArchError, DataError, allowed, check_number, shown
 from ..space.mbv3 import MBV3Arch, parse_dict_literal, parse_legacy, parse_ofa_dict
 from .records import (Accuracy, Dataset, Latency, Record, checked_latencies, make_dataset, number_from_text,
                       shift_decimal)
@@ -48,14 +48,10 @@ def read_pnag_json(path: str | os.PathLike, platform: str | None = None, width: 
         wkeys = [k for k, w in PNAG_WIDTH_KEYS.items() if abs(w - float(width)) < 1e-9]
         if not wkeys:
             raise DataError(f"width: {width!r} is not in the published format; allowed: 1.0 or 1.2")
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file; expected a published-format architectures.json") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: not valid JSON ({exc}); expected the published PNAG format "
-                        "(a list of {\"arch\": ..., \"w1.0\": {...}, \"w1.2\": {...}})") from None
+    if not path.exists():
+        raise DataError(f"{path}: no such file; expected a published-format architectures.json")
+    data = read_json_file(path, str(path), "the published PNAG format (a list of {\"arch\": ..., \"w1.0\": {...}, "
+                          "\"w1.2\": {...}}) or a .jsonl file written by 'pnag collect'")
     if not isinstance(data, list):
         raise DataError(f"{path}: top level is a {type(data).__name__}; expected a JSON list (published PNAG format)")
     skipped: Counter = Counter()
@@ -88,8 +84,8 @@ def read_pnag_json(path: str | os.PathLike, platform: str | None = None, width: 
                 continue
             try:
                 acc = Accuracy(m["top1_acc"], "fraction", PNAG_MEASURED_ON)
-            except DataError as exc:
-                raise DataError(f"{path}: entry {i} {k} top1_acc: {m['top1_acc']!r} ({exc}); "
+            except (DataError, TypeError, ValueError, OverflowError) as exc:
+                raise DataError(f"{path}: entry {i} {k} top1_acc: {shown(m['top1_acc'])} ({exc}); "
                                 "allowed: a fraction in [0, 1]") from None
             arch = base.with_(width=PNAG_WIDTH_KEYS[k])
             records.append(Record(arch, acc, lat, *_cost(arch), source=path.name))

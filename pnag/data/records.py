@@ -16,7 +16,7 @@ from typing import Any, Iterable, Mapping, Union
 
 import numpy as np
 
-from ..errors import DataError, allowed, check_number
+from ..errors import DataError, PnagError, allowed, check_number, shown
 from ..space.mbv3 import MBV3Arch
 from ..space.nb201 import NB201Arch
 
@@ -326,8 +326,10 @@ def record_from_dict(d: Mapping[str, Any]) -> Record:
         accuracy = None if acc is None else Accuracy(acc["value"], acc["unit"], acc["measured_on"], acc.get("n", 1))
         lat = {k: Latency(v["ms"], v["source"], v.get("detail", ""), v.get("n", 1)) for k, v in d["latency"].items()}
         return Record(arch, accuracy, lat, d.get("madds"), d.get("params"), d.get("source", ""))
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise DataError(f"record {str(dict(d))[:120]}: malformed ({type(exc).__name__}: {exc})") from None
+    except PnagError:
+        raise
+    except (KeyError, TypeError, AttributeError, ValueError, OverflowError) as exc:
+        raise DataError(f"record {shown(d, 120)}: malformed ({type(exc).__name__}: {shown(str(exc))})") from None
 
 
 __all__ = ["record_to_dict", "record_from_dict", "number_from_text", "checked_latencies", "Accuracy", "Latency",

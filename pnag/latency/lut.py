@@ -29,7 +29,6 @@ measures only what is missing (per entry and round).
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -39,7 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._io import exclusive_writer, write_json_atomic
+from .._io import exclusive_writer, read_json_file, write_json_atomic
 from ..errors import DataError, PnagError, check_number
 from ..nn.mobilenetv3 import Classifier, MBBlock, MBConvLayer, MobileNetV3, conv_bn_act, layer_specs
 from ..space.mbv3 import (EXPANDS, KERNELS, MAX_DEPTH, N_SLOTS, N_UNITS, MBV3Arch, MBV3Space, check_resolution,
@@ -232,14 +231,7 @@ def _check_times(rec: dict, fields: Sequence[str], where: str) -> None:
 
 
 def _read(path: Path) -> dict:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise DataError(f"latency table {path}: cannot be read ({exc.strerror})") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"latency table {path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    return read_json_file(path, f"latency table {path}", "a table written by 'pnag latency profile'")
 
 
 def load_lut(path: str | Path) -> LUT:

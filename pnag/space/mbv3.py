@@ -27,7 +27,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from ..errors import ArchError, allowed
+from ..errors import MAX_INT_DIGITS, ArchError, allowed, check_ascii_number, parse_int, shown
 from .base import SearchSpace
 
 N_UNITS = 5
@@ -51,9 +51,9 @@ def _unit_layer(slot: int) -> str:
 def check_width(width: Any, what: str = "width") -> float:
     """Validate a width multiplier; returns it as a float (1.0 or 1.2)."""
     try:
-        w = float(width)
-    except (TypeError, ValueError):
-        raise ArchError(f"{what}: {width!r} is not a number; allowed: {allowed(WIDTHS)}") from None
+        w = float(check_ascii_number(width, what, allowed(WIDTHS), ArchError) if isinstance(width, str) else width)
+    except (TypeError, ValueError, OverflowError):
+        raise ArchError(f"{what}: {shown(width)} is not a number; allowed: {allowed(WIDTHS)}") from None
     for ok in WIDTHS:
         if abs(w - ok) < 1e-9:
             return ok
@@ -65,14 +65,15 @@ def check_resolution(res: Any, what: str = "resolution") -> int:
     if isinstance(res, bool) or not isinstance(res, (int, np.integer)):
         if isinstance(res, float) and res.is_integer():
             res = int(res)
-        elif isinstance(res, str) and res.strip().lstrip("-").isdigit():
-            res = int(res.strip())
+        elif isinstance(res, str):
+            res = parse_int(res, what, f"{RESOLUTION_RANGE[0]}..{RESOLUTION_RANGE[1]}", ArchError)
         else:
-            raise ArchError(f"{what}: {res!r} is not an integer; allowed: {RESOLUTION_RANGE[0]}..{RESOLUTION_RANGE[1]}")
+            lo, hi = RESOLUTION_RANGE
+            raise ArchError(f"{what}: {shown(res)} is not an integer; allowed: {lo}..{hi}")
     res = int(res)
     lo, hi = RESOLUTION_RANGE
     if not lo <= res <= hi:
-        raise ArchError(f"{what}: {res} is outside the space; allowed: {lo}..{hi}")
+        raise ArchError(f"{what}: {shown(res)} is outside the space; allowed: {lo}..{hi}")
     return res
 
 
@@ -172,17 +173,15 @@ def _as_int(value: Any, what: str, allowed_values: Sequence[int]) -> int:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, str):
-        s = value.strip()
-        if s.lstrip("-").isdigit():
-            return int(s)
-    raise ArchError(f"{what}: {value!r} is not a number; allowed: {allowed(allowed_values)}")
+        return parse_int(value, what, allowed(allowed_values), ArchError, noun="a number")
+    raise ArchError(f"{what}: {shown(value)} is not a number; allowed: {allowed(allowed_values)}")
 
 
 def _check_parts(depths: Any, kernels: Any, expands: Any, source: str) -> tuple[tuple, tuple, tuple]:
     """Validate and canonicalise the three lists; unused slots become 0."""
     for name, vals, n in (("depths", depths, N_UNITS), ("kernels", kernels, N_SLOTS), ("expands", expands, N_SLOTS)):
         if isinstance(vals, (str, bytes)) or not isinstance(vals, Sequence) and not isinstance(vals, np.ndarray):
-            raise ArchError(f"{source} {name}: {vals!r} is not a list; allowed: a list of {n} integers")
+            raise ArchError(f"{source} {name}: {shown(vals)} is not a list; allowed: a list of {n} integers")
         if len(vals) != n:
             raise ArchError(f"{source} {name}: got {len(vals)} values; allowed: exactly {n}")
     d = tuple(_as_int(v, f"{source} depths[{u}] (unit {u})", DEPTHS) for u, v in enumerate(depths))
@@ -224,7 +223,8 @@ def parse_legacy(text: str, width: float = DEFAULT_WIDTH, resolution: int = DEFA
     parts = []
     for name, g in zip(("depths", "kernels", "expands"), groups):
         if ";" in g or " " in g.strip() or "/" in g:
-            raise ArchError(f"arch {name} {g!r}: values must be separated by ','; allowed separators: ',' inside a group, ':' between groups")
+            raise ArchError(f"arch {name} {shown(g)}: values must be separated by ','; allowed separators: ',' inside "
+                            "a group, ':' between groups")
         parts.append([x.strip() for x in g.split(",")] if g.strip() else [])
     return MBV3Arch(*_check_parts(*parts, source="arch"), width=width, resolution=resolution)
 
@@ -235,18 +235,19 @@ def parse_ofa_dict(obj: Mapping[str, Any], width: float | None = None) -> MBV3Ar
     ``wid`` (once-for-all writes ``None``) is accepted; a number there is taken as the width.
     """
     if not isinstance(obj, Mapping):
-        raise ArchError(f"arch dict: {obj!r} is not a dict; allowed: {{'ks': [20], 'e': [20], 'd': [5], 'r': [R]}}")
+        raise ArchError(f"arch dict: {shown(obj)} is not a dict; allowed: "
+                        "{'ks': [20], 'e': [20], 'd': [5], 'r': [R]}")
     missing = [k for k in ("ks", "e", "d") if k not in obj]
     if missing:
         raise ArchError(f"arch dict: missing key(s) {', '.join(missing)}; required: ks, e, d (r optional)")
-    unknown = sorted(set(obj) - {"ks", "e", "d", "r", "wid", "w"})
+    unknown = sorted(map(str, set(obj) - {"ks", "e", "d", "r", "wid", "w"}))
     if unknown:
-        raise ArchError(f"arch dict: unknown key(s) {', '.join(map(str, unknown))}; allowed: ks, e, d, r, wid")
+        raise ArchError(f"arch dict: unknown key(s) {', '.join(unknown)}; allowed: ks, e, d, r, wid")
     d, k, e = _check_parts(obj["d"], obj["ks"], obj["e"], source="arch dict")
     r = obj.get("r", DEFAULT_RESOLUTION)
     if isinstance(r, (list, tuple)):
         if len(r) != 1:
-            raise ArchError(f"arch dict r: {r!r} has {len(r)} values; allowed: one resolution")
+            raise ArchError(f"arch dict r: {shown(r)} has {len(r)} values; allowed: one resolution")
         r = r[0]
     w = width
     wid = obj.get("wid", obj.get("w"))
@@ -266,21 +267,26 @@ def parse_dict_literal(text: str, width: float | None = None) -> MBV3Arch:
     return parse_ofa_dict(obj, width=width)
 
 
+def _json_int(digits: str) -> int | str:
+    """A JSON integer; one too long for ``int()`` stays text, for :func:`_as_int` to refuse by name."""
+    return int(digits) if len(digits) <= MAX_INT_DIGITS else digits
+
+
 def parse_arch(text: str, width: float | None = None, resolution: int | None = None) -> MBV3Arch:
     """Parse any supported text form: legacy string, JSON object or Python-dict literal.
 
     ``width`` / ``resolution`` override what the text says (the legacy string says neither).
     """
     if not isinstance(text, str):
-        raise ArchError(f"arch: {text!r} is not a string")
+        raise ArchError(f"arch: {shown(text)} is not a string")
     s = text.strip()
     if s.startswith("["):
         raise ArchError(f"arch {s[:80]!r}: a list is not an architecture; allowed: a legacy string "
                         "depths:kernels:expands or a dict {'ks': [20], 'e': [20], 'd': [5], 'r': [R]}")
     if s.startswith("{"):
         try:
-            obj = json.loads(s)
-        except json.JSONDecodeError:
+            obj = json.loads(s, parse_int=_json_int)
+        except (ValueError, RecursionError):  # not JSON (JSONDecodeError), or nested or long beyond Python's limits
             arch = parse_dict_literal(s, width=width)
         else:
             arch = parse_ofa_dict(obj, width=width)
