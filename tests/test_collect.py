@@ -147,7 +147,7 @@ def test_more_samples_than_the_space_holds_is_refused_up_front(tmp_path):
     with pytest.raises(PnagError, match=r"--samples: 15626 is more than the 15625 architectures of the nb201 space"):
         CollectConfig(space="nb201", samples=15626)
     out = tmp_path / "nb.jsonl"
-    cmd = [sys.executable, "-m", "pnag", "collect", "--space", "nb201", "--samples", "99999", "--out", str(out),
+    cmd = [sys.executable, "-m", "pnag", "collect", "--space", "nb201", "--samples", "15626", "--out", str(out),
            "--no-progress"]
     res = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
                          timeout=120)  # before the fix: 15,625 records written, then an endless loop

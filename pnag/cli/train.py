@@ -70,8 +70,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         kw["predictor_target"] = args.predictor_target
     if args.width is not None and args.space != "mbv3":
         raise PnagError(f"--width: {args.width}; allowed only with --space mbv3")
+    if args.resolution is not None and args.resolutions is not None:
+        raise PnagError("--resolution and --resolutions: give one; allowed: --resolution R (fixed) or "
+                        "--resolutions R1,R2,... (searched)")
     if args.resolution is not None:
         kw["resolution"] = args.resolution
+        kw["resolutions"] = (args.resolution,) if args.space == "mbv3" else None
+    if args.resolutions is not None:
+        kw["resolutions"] = parse_resolutions(args.resolutions)
     if args.width is not None and args.space == "mbv3":
         from ..space.mbv3 import check_width
 
@@ -84,10 +90,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     acc = m.get("predictors", {}).get("accuracy")
     lines = [f"run: {args.output}", f"data: {m['data']['n']} architectures ({m['data']['note']})",
              f"budgets: {lo:g}..{hi:g} ms; fastest architecture {m['min_latency_ms']:.4g} ms"]
+    if m["data"].get("resolution_note"):
+        lines.append(f"input: {m['data']['resolution_note']}")
     if acc:
         lines.append(f"accuracy predictor (held out): RMSE {acc['rmse']:.3f}, Kendall tau {acc['kendall_tau']:.3f}")
     if "ranker" in m:
-        lines.append(f"ranker pair accuracy: {m['ranker']['pair_accuracy']:.3f}")
+        lines.append(f"ranker pair accuracy (held-out architectures): {m['ranker']['pair_accuracy']:.3f}")
     lines.append(f"time: {sum(v for k, v in m['seconds'].items() if k != 'total_this_session'):.1f} s")
     print("\n".join(lines))
     return 0
@@ -102,14 +110,25 @@ def cmd_generate(args: argparse.Namespace) -> int:
         budgets = parse_budget_list(args.budgets)
     check_draws(len(budgets), args.samples)
     run = Run.load(args.run)
-    gens = run.generate(budgets, samples=args.samples, seed=args.seed)
+    gens = run.generate(budgets, samples=args.samples, seed=args.seed,
+                        mode="generator" if args.generator_only else "pnag")
     if args.json:
         print_json([g.to_json() for g in gens])
     else:
-        rows = [[f"{g.budget:g}", f"{g.predicted_accuracy:.2f}", f"{g.predicted_latency_ms:.3f}",
-                 "" if g.madds_m is None else f"{g.madds_m:.1f}", g.origin, g.arch] for g in gens]
-        print(table(rows, ["budget_ms", "accuracy", "latency_ms", "madds_m", "origin", "arch"]))
+        rows = [[f"{g.budget:g}", f"{g.predicted_accuracy:.2f}", "measured" if g.measured else "predicted",
+                 f"{g.predicted_latency_ms:.3f}", "" if g.madds_m is None else f"{g.madds_m:.1f}",
+                 "" if g.resolution is None else str(g.resolution), g.origin, g.arch] for g in gens]
+        print(table(rows, ["budget_ms", "accuracy", "accuracy_is", "latency_ms", "madds_m", "resolution", "origin",
+                           "arch"]))
     return 0
+
+
+def parse_resolutions(text: str) -> tuple[int, ...]:
+    """``R1,R2,...`` (pixels) -> a sorted tuple; each checked against the space."""
+    from ..space.mbv3 import check_resolutions
+
+    parts = [p.strip() for p in str(text).split(",") if p.strip()]
+    return check_resolutions(parts, "--resolutions")
 
 
 def plot_run(run, path: str | Path, budgets=None, samples: int = 16) -> Path:
@@ -195,7 +214,11 @@ def register(sub) -> None:
                    help="what the accuracy predictor regresses (default: log-error, i.e. -log(100.5 - accuracy %%), "
                         "for an accuracy in %%; identity for a proxy score)")
     p.add_argument("--width", default=None, help="mbv3 width 1.0 or 1.2 (default 1.0 with the w1.0 dataset)")
-    p.add_argument("--resolution", type=positive_int("--resolution"), default=None)
+    p.add_argument("--resolution", type=positive_int("--resolution"), default=None,
+                   help="mbv3: one fixed input resolution (pixels)")
+    p.add_argument("--resolutions", default=None,
+                   help="mbv3: input resolutions to search, R1,R2,... (default: 160,176,192,208,224 where both "
+                        "sources cover several of them, else fixed at 224; the run says which)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("-o", "--output", required=True, help="run directory")
     p.set_defaults(func=cmd_train)
@@ -209,6 +232,10 @@ def register(sub) -> None:
                    help=f"K generator draws per budget, at most {MAX_DRAWS}; the best predicted-feasible one is "
                         "returned")
     g.add_argument("--seed", type=seed_int(), default=0, help="random seed, 0..2**63-1 (default 0)")
+    g.add_argument("--generator-only", action="store_true",
+                   help="the generator's own answer: the best of its --samples draws by the run's objective "
+                        "(default: the best of the draws, their neighbours, the run's archive and measured "
+                        "architectures)")
     g.add_argument("--json", action="store_true")
     g.set_defaults(func=cmd_generate)
 

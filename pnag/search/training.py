@@ -305,7 +305,8 @@ def resolved(config: TrainConfig) -> tuple[TrainConfig, str]:
     if config.space != "mbv3":
         return config, ""
     probe = Run(Path("."), replace(config, resolutions=(config.resolution,)))
-    res, note = sources.resolve_resolutions(config, probe.acc_source, probe.lat_source.source, config.resolutions)
+    lat = probe.lat_source.source  # the latency spec first: its errors cost nothing to find
+    res, note = sources.resolve_resolutions(config, probe.acc_source, lat, config.resolutions)
     return replace(config, resolutions=res), note
 
 
