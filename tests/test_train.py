@@ -122,6 +122,7 @@ def test_eval_budget_needs_a_measurable_source(monkeypatch, tmp_path):
     monkeypatch.setattr(S, "get_accuracy_source", no_measure)
     with pytest.raises(PnagError, match="--eval-budget"):
         train(syn.tiny_config(steps=2, eval_budget=3), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()  # refused before anything was written (issue 21, item 6)
 
 
 def test_config_mismatch_and_bad_configs(patched, tmp_path):
@@ -284,3 +285,41 @@ def test_ranker_top_pairs_reach_the_ranker_and_are_saved(patched, tmp_path, monk
     train(replace(syn.tiny_config(), ranker_top_pairs=0.5), tmp_path / "run", progress=False)
     assert seen and all(x == 0.5 for x in seen)
     assert Run.load(tmp_path / "run").config.ranker_top_pairs == 0.5
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_eval_resume_is_exact_when_stopped_between_the_data_and_the_state_write(patched, tmp_path, monkeypatch):
+    """A stop right after a round's look-ups are saved, before anything else records them, neither
+    repeats nor loses the round (issue 21, item 4)."""
+    cfg = syn.tiny_config(eval_budget=6, eval_rounds=2, steps=8)
+    straight = train(cfg, tmp_path / "straight", progress=False)
+    real = Run.save_data
+    calls = {"n": 0}
+
+    def save_then_stop(self):
+        real(self)
+        if "eval_measured" in self.data:
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise _Stop  # killed here: data.pt holds round 1, state.json and metrics.json do not
+
+    monkeypatch.setattr(Run, "save_data", save_then_stop)
+    with pytest.raises(_Stop):
+        train(cfg, tmp_path / "stopped", progress=False)
+    monkeypatch.setattr(Run, "save_data", real)
+    resumed = train(cfg, tmp_path / "stopped", progress=False)
+    assert len(resumed.data["idx"]) == len(straight.data["idx"]) <= 100 + 6
+    assert torch.equal(resumed.data["idx"], straight.data["idx"])
+
+
+def test_a_second_writer_of_a_run_directory_is_refused(patched, tmp_path):
+    from pnag._io import exclusive_writer
+
+    with exclusive_writer(tmp_path / "run", "-o"):  # another pnag train holds the directory
+        with pytest.raises(PnagError, match="-o .*already being written by pnag pid"):
+            train(syn.tiny_config(steps=2), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+    train(syn.tiny_config(steps=2), tmp_path / "run", progress=False)  # free again: it runs

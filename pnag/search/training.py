@@ -311,21 +311,29 @@ def resolved(config: TrainConfig) -> tuple[TrainConfig, str]:
 
 
 def _train(config: TrainConfig, run_dir: str | Path, progress: bool) -> Run:
-    from .._io import write_json_atomic
-    from .active import stage_eval
+    from .._io import exclusive_writer, write_json_atomic
 
     run_dir = Path(run_dir)
     config, note = resolved(config)
-    _open_run_dir(config, run_dir)
     run = Run(run_dir, config)
     run.resolution_note = note
     if config.eval_budget > 0 and run.acc_source.measure is None:  # found before any work is written
         raise PnagError(f"--eval-budget: {config.eval_budget}; the accuracy source {config.accuracy!r} cannot measure "
                         "new architectures; allowed: 0 with this source (nb201:* sources can)")
     run.lat_source  # noqa: B018 - resolve the latency spec too before anything is written
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if not (run_dir / "config.json").exists():
-        write_json_atomic(run_dir / "config.json", config_document(config))
+    with exclusive_writer(run_dir, "-o"):  # one writer per run directory
+        _open_run_dir(config, run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if not (run_dir / "config.json").exists():
+            write_json_atomic(run_dir / "config.json", config_document(config))
+        return _run_stages(run, progress)
+
+
+def _run_stages(run: Run, progress: bool) -> Run:
+    """Run (or resume) every stage not yet done in ``run``'s directory."""
+    from .active import stage_eval
+
+    config = run.config
     done = run.state()["done"]
     run.restore([s for s in done if s != "generator"])
     metrics = dict(run.metrics)
