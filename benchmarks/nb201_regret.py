@@ -148,16 +148,18 @@ def run_pnag(problem: Problem, seed: int, q: int, workdir: Path, args):
     cfg = pnag_config(problem, seed, q, args)
     t0 = time.perf_counter()
     run = train(cfg, workdir / f"pnag-{problem.dataset}-{problem.device}-s{seed}-q{q}", progress=False)
-    gens = run.generate(list(map(float, problem.budgets)), samples=args.samples)
-    wall = time.perf_counter() - t0
+    t_train = time.perf_counter() - t0
     t1 = time.perf_counter()
+    gens = run.generate(list(map(float, problem.budgets)), samples=args.samples)
+    wall = t_train + time.perf_counter() - t1
+    t2 = time.perf_counter()
     own = run.generate(list(map(float, problem.budgets)), samples=args.generator_samples, mode="generator")
-    wall_own = wall - (t1 - t0) + (time.perf_counter() - t1)
+    wall_own = t_train + time.perf_counter() - t2
 
     def codes(gs):
         return problem.code_of(np.stack([problem.space.to_indices(problem.space.parse(g.arch)) for g in gs]))
 
-    total = run_queries(cfg, problem.space)
+    total = run_queries(cfg, problem.space, run.metrics)
     extra = {"total_queries": total, "measured_wins": sum(g.measured for g in gens),
              "origins": {o: sum(g.origin == o for g in gens) for o in sorted({g.origin for g in gens})},
              "own_measured": sum(g.measured for g in own)}
@@ -165,21 +167,19 @@ def run_pnag(problem: Problem, seed: int, q: int, workdir: Path, args):
         Outcome(codes(own), total / N_BUDGETS, q, wall_own, extra=dict(extra)), run
 
 
-def run_queries(cfg, space) -> int:
-    """Predictor/ranker queries a PNAG run spends, from its configuration (train.py's schedule):
-    generator steps x budgets/step x samples/budget ranker queries, plus the ranker's pool of
-    predictor-labelled architectures; each eval round adds a ranker refit, steps/4 generator
-    steps and, per round budget, ``eval_candidates`` proposals and the one-decision neighbours of
-    ``eval_parents + 1`` architectures; generating adds, per budget, the greedy proposal and the
-    neighbours of ``choice_parents + 1`` architectures."""
-    per_step = cfg.budgets_per_step * cfg.samples_per_budget
+def run_queries(cfg, space, metrics: dict) -> int:
+    """Predictor/ranker queries a PNAG run spent: the generator stages' own count (its draws and the
+    archive's offspring, ``metrics["queries"]``), the ranker's pool of predictor-labelled architectures
+    (once, and again per eval round), per eval round budget ``eval_candidates`` proposals and the
+    one-decision neighbours of ``eval_parents + 1`` architectures, and for generating, per budget, the
+    greedy proposal, the neighbours of ``choice_parents + 1`` architectures and the archive's elite."""
     n_neighbours = sum(len(c) - 1 for c in space.decision_choices)
-    total = cfg.steps * per_step + (cfg.ranker_pool if cfg.reward == "pareto" else 0)
-    # generate(): per budget the greedy proposal and the neighbours of it and of the choice parents
-    total += N_BUDGETS * (1 + (cfg.choice_parents + 1 if cfg.choice_parents else 0) * n_neighbours)
+    pool = cfg.ranker_pool if cfg.reward == "pareto" else 0
+    total = int(sum(metrics.get("queries", {}).values())) + pool
+    total += N_BUDGETS * (2 + (cfg.choice_parents + 1 if cfg.choice_parents else 0) * n_neighbours)
     if cfg.eval_budget:
         rounds = min(cfg.eval_rounds, cfg.eval_budget)
-        total += rounds * (max(1, cfg.steps // 4) * per_step + (cfg.ranker_pool if cfg.reward == "pareto" else 0))
+        total += rounds * pool
         total += cfg.eval_budget * (cfg.eval_candidates + (cfg.eval_parents + 1 if cfg.eval_parents else 0) * n_neighbours)
     return int(total)
 

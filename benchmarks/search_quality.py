@@ -159,14 +159,12 @@ def mbv3(args, argv) -> str:
 
 
 def _plot_mbv3(budgets, acc, path: Path) -> None:
-    import io
-
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from pnag._io import atomic_open
+    from pnag._io import save_figure_atomic
 
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
     ref = np.nanmean(acc["evolution"], 0)
@@ -179,11 +177,7 @@ def _plot_mbv3(budgets, acc, path: Path) -> None:
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    with atomic_open(path, "wb") as fh:
-        fh.write(buf.getvalue())
+    save_figure_atomic(fig, path)
 
 
 # -- NAS-Bench-201 -----------------------------------------------------------------------------------

@@ -167,3 +167,17 @@ def exclusive_writer(path: str | os.PathLike, what: str) -> Iterator[Path]:
         yield lock_file
     finally:
         lock.release()
+
+
+def save_figure_atomic(fig, path: str | os.PathLike, fmt: str = "png") -> Path:
+    """Render a matplotlib figure to ``path`` atomically (a reader never sees half an image) and close it."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt)
+    plt.close(fig)
+    with atomic_open(path, "wb") as fh:
+        fh.write(buf.getvalue())
+    return Path(path)

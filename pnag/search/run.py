@@ -10,6 +10,7 @@ is reported by name, with what to do.
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -196,9 +197,12 @@ class Run:
             raise DataError(f"run {str(self.dir)!r}: {name} is missing; the run is incomplete (re-run the same pnag "
                             "train command to resume)")
         try:
-            obj = torch.load(p, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # a damaged file makes torch warn before it raises: one message only
+                warnings.simplefilter("ignore")
+                obj = torch.load(p, map_location="cpu", weights_only=True)
         except Exception as exc:  # torch raises many kinds for a damaged file
-            raise _damaged(self.dir, name, f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}") from None
+            first = (str(exc).splitlines() or [""])[0][:120]
+            raise _damaged(self.dir, name, f"{type(exc).__name__}: {first}" if first else type(exc).__name__) from None
         if not isinstance(obj, dict):
             raise _damaged(self.dir, name, f"holds a {type(obj).__name__}, not a dict")
         missing = [k for k in keys if k not in obj]
