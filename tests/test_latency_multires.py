@@ -206,6 +206,9 @@ def test_cli_profile_resolutions(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "resolutions 128 or 160" in text and "correction at 128: predicted_ms = " in text
     assert "correction at 160: predicted_ms = " in text
+    assert main(["latency", "validate", "--lut", str(out), "--samples", "2", "--rounds", "1", "--no-reference",
+                 "--no-progress"]) == 0
+    assert "width 1.0, resolutions 128 or 160 (archs drawn across them), 1 interleaved rounds" in capsys.readouterr().out
     assert main(argv + ["--resolution", "160"]) == 2
     err = capsys.readouterr().err
     assert "--resolution 160 and --resolutions 160,128: give one" in err and err.count("\n") == 1
@@ -229,3 +232,37 @@ def test_local_lut_takes_a_resolutions_list(monkeypatch):
     assert "-r160-224-" in two.path.name and two.covers(1.2, 160) and two.covers(1.2, 224)
     assert local_lut(width=1.2, threads=1, progress=False, resolutions=(160, 224)).path == two.path
     assert len(made) == 2  # cached: not profiled again
+
+
+def test_local_spec_asks_for_the_resolutions_a_space_searches(monkeypatch):
+    asked = []
+
+    def fake_local_lut(**kw):
+        asked.append(kw["resolutions"])
+        raise KeyboardInterrupt  # stop before anything is profiled
+
+    monkeypatch.setattr("pnag.latency.lut.local_lut", fake_local_lut)
+    for space in (MBV3Space(1.2, 224), MBV3Space(1.2, resolutions=(160, 224))):
+        with pytest.raises(KeyboardInterrupt):
+            get_latency_source("local", space)
+    assert asked == [None, (160, 224)]  # a fixed resolution: the one-resolution table, as before
+
+
+@pytest.mark.parametrize("change, pattern", [
+    (lambda d: d["corrections"].pop("160"), r"'corrections' is .*allowed: an object resolution -> \{a, b\} for each "
+                                            r"of the table's resolutions 160 or 224"),
+    (lambda d: d["corrections"]["224"].update(a=-1.0), r"correction at resolution 224 a: -1.0 is not allowed"),
+    (lambda d: d["calibration"]["archs"][0].update(resolution=176), r"calibration arch 0 resolution 176; allowed: "
+                                                                    r"160 or 224"),
+    (lambda d: d.update(resolutions=[160, 500]), r"field 'resolutions': .*500 is outside the space"),
+    (lambda d: d.update(resolutions="160"), r"field 'resolutions': '160' is a str"),
+    (lambda d: d.pop("resolutions"), r"missing field 'resolutions'"),
+])
+def test_load_lut_refuses_a_corrupt_version_2_table(table, tmp_path, change, pattern):
+    doc = json.loads(table[0].read_text())
+    change(doc)
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(DataError, match=pattern) as err:
+        load_lut(path)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
