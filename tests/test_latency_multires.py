@@ -208,7 +208,8 @@ def test_cli_profile_resolutions(tmp_path, capsys):
     assert "correction at 160: predicted_ms = " in text
     assert main(["latency", "validate", "--lut", str(out), "--samples", "2", "--rounds", "1", "--no-reference",
                  "--no-progress"]) == 0
-    assert "width 1.0, resolutions 128 or 160 (archs drawn across them), 1 interleaved rounds" in capsys.readouterr().out
+    shown = capsys.readouterr().out
+    assert "width 1.0, resolutions 128 or 160 (archs drawn across them), 1 interleaved rounds" in shown
     assert main(argv + ["--resolution", "160"]) == 2
     err = capsys.readouterr().err
     assert "--resolution 160 and --resolutions 160,128: give one" in err and err.count("\n") == 1

@@ -4,7 +4,7 @@ A :class:`LatencySource` prices architectures in milliseconds: ``latency_ms(arch
 :func:`get_latency_source` builds one from a spec string:
 
 =================================  =============================================================
-``lut:FILE``                       a table measured with ``pnag latency profile`` (sum + correction)
+``lut:FILE``                       a table measured with ``pnag latency profile`` (one or several resolutions)
 ``lut:note10``                     once-for-all's Samsung Note10 per-layer tables (width 1.2)
 ``lut:i7-8700k``                   NSGANetV2's Intel i7-8700K per-layer table (widths 1.0 and 1.2)
 ``nb201:DEVICE``                   HELP's measured NAS-Bench-201 latencies (e.g. ``nb201:pixel3``)
