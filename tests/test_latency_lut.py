@@ -21,7 +21,7 @@ from pnag.errors import DataError, PnagError
 from pnag.latency import (LUT, MeasureProtocol, error_metrics, get_latency_source, load_lut, local_lut, lut_entries,
                           profile_lut, validate_lut)
 from pnag.latency.backends import TorchBackend
-from pnag.latency.lut import FORMAT, VERSION, calibration_archs, entry_module, fit_correction, lut_keys
+from pnag.latency.lut import FORMAT, calibration_archs, entry_module, fit_correction, lut_keys
 from pnag.latency.measure import time_runs
 from pnag.latency.validate import REFERENCE_PROTOCOL, reference_arch, speed_factors, split_half, time_networks_in_rounds
 from pnag.nn.mobilenetv3 import layer_specs
@@ -72,7 +72,8 @@ def test_entry_modules_have_the_real_shapes():
 def _fake_lut(correction=(0.9, -1.5), width=1.0, resolution=128) -> tuple[LUT, dict]:
     rng = np.random.default_rng(0)
     values = {k: float(rng.uniform(0.05, 2.0)) for k in lut_entries(width, resolution)}
-    data = {"format": FORMAT, "version": VERSION, "space": "mbv3", "width": width, "resolution": resolution,
+    # the version-1 layout (one resolution), as pnag wrote tables before multi-resolution ones: still read
+    data = {"format": FORMAT, "version": 1, "space": "mbv3", "width": width, "resolution": resolution,
             "batch": 1, "backend": "torch", "threads": 1, "protocol": TINY.to_dict(), "env": {},
             "entries": {k: {"median_ms": v, "iqr_ms": 0.0, "runs": 1} for k, v in values.items()},
             "calibration": {"n": 2, "seed": 0, "archs": []},

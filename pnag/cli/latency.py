@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import PnagError
+from ..errors import PnagError, allowed
 from ._common import (MAX_BATCH, MAX_MEASURED, MAX_PIXELS, ascii_float, bounded_int, check_output_path,
                       non_negative_int, positive_int, print_json, seed_int, table, threads_int)
 
@@ -41,29 +41,38 @@ def _measure(args: argparse.Namespace) -> int:
 
 def _profile(args: argparse.Namespace) -> int:
     from ..latency import MeasureProtocol, profile_lut
+    from .train import parse_resolutions  # the train command's --resolutions form
 
+    if args.resolution is not None and args.resolutions is not None:
+        raise PnagError(f"--resolution {args.resolution} and --resolutions {args.resolutions}: give one; allowed: "
+                        "--resolution R (one) or --resolutions R1,R2,... (one table over several)")
+    resolutions = None if args.resolutions is None else parse_resolutions(args.resolutions)
     check_output_path(args.output, "-o/--output")
     protocol = MeasureProtocol(args.warmup, args.runs, args.min_time)
     network = MeasureProtocol(args.warmup, args.runs, args.network_min_time)
     r = profile_lut(args.backend, args.threads, args.width, args.resolution, args.output, batch=args.batch,
                     protocol=protocol, calibration=args.calibration, seed=args.seed, progress=_progress(args),
                     save_every_s=args.save_every, network_protocol=network,
-                    rounds=args.rounds)
+                    rounds=args.rounds, resolutions=resolutions)
     lut = r.lut
+    res = lut.resolutions
     summary = {"output": str(args.output), "entries": len(lut.entries), "calibration": len(lut.calibration),
                "measured": r.measured, "reused": r.reused, "seconds": round(r.seconds, 2),
                "total_profile_s": round(float(lut.data.get("profile_s", 0.0)), 2),
                "correction": {"a": lut.correction[0], "b": lut.correction[1]}, "backend": lut.backend,
-               "threads": lut.threads, "width": lut.width, "resolution": lut.resolution}
+               "threads": lut.threads, "width": lut.width, "resolution": lut.resolution, "resolutions": list(res),
+               "corrections": {str(x): {"a": a, "b": b} for x, (a, b) in lut.corrections.items()}}
     if args.json:
         print_json(summary)
     else:
+        said = f"resolution {res[0]}" if len(res) == 1 else f"resolutions {allowed(res)}"
         print(f"wrote {args.output}: {summary['entries']} layer entries + {summary['calibration']} whole networks "
-              f"({lut.backend}, {lut.threads} thread(s), width {lut.width}, resolution {lut.resolution})")
+              f"({lut.backend}, {lut.threads} thread(s), width {lut.width}, {said})")
         print(f"measured {r.measured}, reused {r.reused} from an earlier run; {r.seconds:.1f} s "
               f"(table total {summary['total_profile_s']:.1f} s)")
-        a, b = lut.correction
-        print(f"correction: predicted_ms = {a:.4f} * sum_ms {b:+.4f}")
+        for x in res:
+            a, b = lut.correction_at(x)
+            print(f"correction{'' if len(res) == 1 else f' at {x}'}: predicted_ms = {a:.4f} * sum_ms {b:+.4f}")
     return 0
 
 
@@ -86,8 +95,14 @@ def _validate(args: argparse.Namespace) -> int:
                      ["sum only", f"{u['median_abs_error_pct']:.2f}", f"{u['max_abs_error_pct']:.2f}",
                       f"{u['kendall_tau']:.3f}"]],
                     ["prediction", "median |err| (%)", "max |err| (%)", "Kendall tau"]))
+        several = res["by_resolution"] is not None
+        at = f"resolutions {allowed(res['resolutions'])} (archs drawn across them)" if several else \
+            f"resolution {res['resolution']}"
         print(f"n={res['n']} random archs (seed {res['seed']}), {res['backend']}, {res['threads']} thread(s), "
-              f"width {res['width']}, resolution {res['resolution']}, {res['rounds']} interleaved rounds")
+              f"width {res['width']}, {at}, {res['rounds']} interleaved rounds")
+        for r, m in (res["by_resolution"] or {}).items():
+            print(f"  at {r}: n={m['n']}, median |err| {m['median_abs_error_pct']:.2f} %, "
+                  f"max {m['max_abs_error_pct']:.2f} %, Kendall tau {m['kendall_tau']:.3f}")
         if res["reference"] is not None:
             ref, plain = res["reference"], res["unreferenced"]
             half = "" if plain["split_half_tau"] is None else f", split-half tau {plain['split_half_tau']:.3f}"
@@ -152,10 +167,10 @@ def _show_table(args: argparse.Namespace) -> int:
         print_json({"source": src.name, "arch": arch.to_legacy(), "width": arch.width, "resolution": arch.resolution,
                     "layers": [{"layer": lay, "key": k, "ms": v} for lay, k, v in rows],
                     "sum_ms": float(sum(v for _, _, v in rows)), "latency_ms": total,
-                    "correction": {"a": src.correction[0], "b": src.correction[1]}})
+                    "correction": dict(zip("ab", src.correction_at(arch.resolution)))})
     else:
         print(table([[lay, k, f"{v:.4f}"] for lay, k, v in rows], ["layer", "table key", "ms"]))
-        a, b = src.correction
+        a, b = src.correction_at(arch.resolution)
         print(f"sum {sum(v for _, _, v in rows):.3f} ms; latency {total:.3f} ms"
               + ("" if (a, b) == (1.0, 0.0) else f" (= {a:.4f} * sum {b:+.4f})") + f"  [{src.name}]")
     return 0
@@ -184,8 +199,11 @@ def register(subparsers) -> None:
     pr.add_argument("--threads", type=threads_int(), default=None, help="CPU threads (default: torch's)")
     pr.add_argument("--width", type=ascii_float("--width", "1.0 or 1.2"), default=1.2,
                     help="width multiplier 1.0 or 1.2 (default 1.2)")
-    pr.add_argument("--resolution", type=positive_int("--resolution", MAX_PIXELS), default=224,
+    pr.add_argument("--resolution", type=positive_int("--resolution", MAX_PIXELS), default=None,
                     help="input size (default 224)")
+    pr.add_argument("--resolutions", default=None, metavar="R1,R2,...",
+                    help="one table over several input sizes, e.g. 160,176,192,208,224 (entries, calibration "
+                         "networks and correction at each; instead of --resolution)")
     pr.add_argument("--batch", type=positive_int("--batch", MAX_BATCH), default=1,
                     help="images per forward pass (default 1)")
     pr.add_argument("-o", "--output", required=True, help="table file (JSON); an unfinished one is resumed")

@@ -21,9 +21,19 @@ interleaved rounds, and its value is the median of its round medians, so that a 
 machine (on a shared VM: seconds long, 20-60 % slower) touches one round of many values rather
 than all the timing of a few.
 
+Resolutions. One table may cover several input resolutions at one width (``resolutions``): the
+entry keys name their feature-map sizes, so the entries of all resolutions sit in one mapping (an
+entry two resolutions share, the head after the global pooling, is timed once), and the
+calibration networks and the correction are per resolution (``calibration`` networks at each,
+the same structures, and one ``(a, b)`` fitted on each resolution's own networks: the per-call
+overhead ``b`` is about the same, but the cache effects that ``a`` absorbs depend on the feature-map
+sizes). All resolutions are timed in the same interleaved rounds.
+
 Files are JSON and carry the environment and the protocol. Profiling writes the file atomically
 every few seconds (and on Ctrl-C); a re-run with the same output file and settings resumes and
-measures only what is missing (per entry and round).
+measures only what is missing (per entry and round). Format version 2 (``resolutions``, a list,
+and ``corrections``, resolution -> ``{a, b, n}``) is written; version 1 (one ``resolution`` and
+one ``correction``), as pnag wrote before, is read (and resumed) as a version-2 table of one resolution.
 """
 
 from __future__ import annotations
@@ -39,16 +49,17 @@ import torch
 from torch import nn
 
 from .._io import exclusive_writer, read_json_file, write_json_atomic
-from ..errors import DataError, PnagError, check_number
+from ..errors import DataError, PnagError, allowed, check_number
 from ..nn.mobilenetv3 import Classifier, MBBlock, MBConvLayer, MobileNetV3, conv_bn_act, layer_specs
-from ..space.mbv3 import (EXPANDS, KERNELS, MAX_DEPTH, N_SLOTS, N_UNITS, MBV3Arch, MBV3Space, check_resolution,
-                          check_width)
+from ..space.mbv3 import (DEFAULT_RESOLUTION, EXPANDS, KERNELS, MAX_DEPTH, N_SLOTS, N_UNITS, MBV3Arch, MBV3Space,
+                          check_resolution, check_resolutions, check_width)
 from .backends import Backend, get_backend
 from .measure import MeasureProtocol, check_batch, check_threads, environment, runner_pool, time_runs
 from .sources import TableSource, cache_dir, hwc as _hwc
 
 FORMAT = "pnag-latency-lut"
-VERSION = 1
+VERSION = 2
+READ_VERSIONS = (1, 2)  # version 1: one resolution (pnag before multi-resolution tables)
 # A table entry is timed with a shorter protocol than a whole network: 94 entries must fit in a
 # few minutes on a 2-core machine (see benchmarks/latency_lut.py for the figures).
 DEFAULT_PROTOCOL = MeasureProtocol(warmup=5, runs=20, min_time_s=0.5)
@@ -145,28 +156,40 @@ def fit_correction(sum_ms: Sequence[float], measured_ms: Sequence[float]) -> tup
 class LUT(TableSource):
     """A measured latency table (from :func:`profile_lut` / :func:`load_lut`).
 
-    Attributes: ``backend``, ``threads``, ``batch``, ``width``, ``resolution``, ``protocol``
-    (dict), ``env`` (dict), ``entries`` (key -> ms), ``calibration`` (list of dicts),
-    ``correction`` (a, b), ``path``.
+    Attributes: ``backend``, ``threads``, ``batch``, ``width``, ``resolutions`` (the profiled ones),
+    ``resolution`` (the default for text-form archs and :meth:`latency_from_indices`: the given one
+    where profiled, else the largest), ``protocol`` (dict), ``env`` (dict), ``entries`` (key -> ms),
+    ``calibration`` (list of dicts, each naming its ``resolution``), ``corrections`` (resolution ->
+    (a, b)), ``correction`` (the one at ``resolution``), ``path``. ``data`` is the file's content as
+    read (a version-1 table keeps its layout there).
     """
 
-    def __init__(self, data: dict, path: str | Path | None = None):
+    def __init__(self, data: dict, path: str | Path | None = None, resolution: int | None = None):
         self.data, self.path = data, None if path is None else Path(path)
         where = str(path) if path else "LUT"
-        self.backend, self.threads, self.batch = data["backend"], int(data["threads"]), int(data["batch"])
-        self.protocol, self.env = dict(data["protocol"]), dict(data.get("env") or {})
-        self.entries = {k: float(v["median_ms"]) for k, v in data["entries"].items()}
-        self.calibration = list(data.get("calibration", {}).get("archs", []))
-        corr = data.get("correction") or {"a": 1.0, "b": 0.0}
-        coverage = (f"{where} was profiled at width {data['width']} and resolution {data['resolution']} only "
+        cur = _upgraded(data)
+        self.backend, self.threads, self.batch = cur["backend"], int(cur["threads"]), int(cur["batch"])
+        self.protocol, self.env = dict(cur["protocol"]), dict(cur.get("env") or {})
+        self.entries = {k: float(v["median_ms"]) for k, v in cur["entries"].items()}
+        self.calibration = list(cur.get("calibration", {}).get("archs", []))
+        w, res = check_width(cur["width"]), check_resolutions(cur["resolutions"], "resolutions")
+        self.resolutions = res
+        default = res[-1] if resolution is None or check_resolution(resolution) not in res else int(resolution)
+        corrections = {int(r): (c["a"], c["b"]) for r, c in (cur.get("corrections") or {}).items()}
+        said = f"resolution {res[0]}" if len(res) == 1 else f"resolutions {allowed(res)}"
+        coverage = (f"{where} was profiled at width {cur['width']} and {said} only "
                     f"({self.backend}, {self.threads} thread(s)); profile another table for other settings")
-        w, r = check_width(data["width"]), check_resolution(data["resolution"])
-        super().__init__(f"lut:{where}", lut_keys, lambda ww, rr: self.entries if (ww, rr) == (w, r) else {},
-                         w, r, coverage, (corr["a"], corr["b"]), device=self.env.get("device", ""))
+        super().__init__(f"lut:{where}", lut_keys, lambda ww, rr: self.entries if ww == w and rr in res else {},
+                         w, default, coverage, corrections.get(default, (1.0, 0.0)),
+                         device=self.env.get("device", ""), corrections=corrections)
 
     @property
     def complete(self) -> bool:
         return bool(self.data.get("complete"))
+
+    def missing_keys(self) -> list[str]:
+        """The entries some architecture at a profiled resolution needs but the table lacks."""
+        return list(dict.fromkeys(k for r in self.resolutions for k in self.slot_table(self.width, r).missing_keys()))
 
     def predict_ms(self, arch: Any) -> float:
         """Predicted latency (ms) of one architecture: corrected sum of its layers' entries."""
@@ -177,23 +200,49 @@ class LUT(TableSource):
         return self.latency_ms(archs)
 
 
+def _upgraded(data: dict) -> dict:
+    """A version-1 table (one ``resolution``, one ``correction``) in the current layout (a copy that
+    shares the entries); a current one as it is."""
+    if data.get("version") != 1:
+        return data
+    r, corr = data["resolution"], data.get("correction")
+    cal = dict(data.get("calibration") or {})
+    cal["archs"] = [dict(c, resolution=r) for c in cal.get("archs", []) if isinstance(c, dict)]
+    out = {k: v for k, v in data.items() if k not in ("resolution", "correction")}
+    out.update(version=VERSION, resolutions=[r], calibration=cal, corrections=None if corr is None else {str(r): corr})
+    return out
+
+
+def _check_field(value: Any, check, what: str, where: str) -> Any:
+    try:
+        if value is None or isinstance(value, (bool, str)):
+            raise PnagError(f"{value!r} is a {type(value).__name__}")
+        return check(value)
+    except PnagError as exc:
+        raise DataError(f"{where}: field {what!r}: {exc}") from None
+
+
+def _check_correction(corr: Any, where: str) -> None:
+    if not isinstance(corr, dict):
+        raise DataError(f"{where} is a {type(corr).__name__}; allowed: an object with a and b")
+    check_number(corr.get("a"), f"{where} a", positive=True)
+    check_number(corr.get("b"), f"{where} b (ms)")
+
+
 def _check_lut_data(data: Any, where: str) -> dict:
+    """``data`` checked, in the current layout (a version-1 table converted, see :func:`_upgraded`)."""
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise DataError(f"{where}: not a pnag latency table (format {FORMAT!r} expected)")
-    if data.get("version") != VERSION:
-        raise DataError(f"{where}: table version {data.get('version')!r}; allowed: {VERSION}")
-    for field in ("width", "resolution", "backend", "threads", "batch", "protocol", "entries"):
+    version = data.get("version")
+    if version not in READ_VERSIONS:
+        raise DataError(f"{where}: table version {version!r}; allowed: {allowed(READ_VERSIONS)}")
+    res_field = "resolution" if version == 1 else "resolutions"
+    for field in ("width", res_field, "backend", "threads", "batch", "protocol", "entries"):
         if field not in data:
             raise DataError(f"{where}: missing field {field!r}")
-    for field, check in (("width", check_width), ("resolution", check_resolution), ("threads", check_threads),
-                         ("batch", check_batch)):
-        value = data[field]
-        try:
-            if value is None or isinstance(value, (bool, str)):
-                raise PnagError(f"{value!r} is a {type(value).__name__}")
-            check(value)
-        except PnagError as exc:
-            raise DataError(f"{where}: field {field!r}: {exc}") from None
+    for field, check in (("width", check_width), (res_field, check_resolution if version == 1 else check_resolutions),
+                         ("threads", check_threads), ("batch", check_batch)):
+        _check_field(data[field], check, field, where)
     if not isinstance(data["entries"], dict):
         raise DataError(f"{where}: 'entries' is a {type(data['entries']).__name__}; allowed: an object "
                         "table key -> {\"median_ms\": ms, ...}")
@@ -207,14 +256,24 @@ def _check_lut_data(data: Any, where: str) -> dict:
         raise DataError(f"{where}: 'calibration' must be an object with a list 'archs' of objects")
     for i, c in enumerate(archs):
         _check_times(c, ("measured_ms", "sum_ms"), f"{where}: calibration arch {i}")
-    corr = data.get("correction")
-    if corr is not None:
-        if not isinstance(corr, dict):
-            raise DataError(f"{where}: 'correction' is a {type(corr).__name__}; allowed: an object with a and b")
-        check_number(corr.get("a"), f"{where}: correction a", positive=True)
-        check_number(corr.get("b"), f"{where}: correction b (ms)")
-    elif data.get("complete"):
-        raise DataError(f"{where}: a complete table without 'correction'; allowed: an object with a and b")
+    if version == 1:
+        if data.get("correction") is not None:
+            _check_correction(data["correction"], f"{where}: correction")
+        elif data.get("complete"):
+            raise DataError(f"{where}: a complete table without 'correction'; allowed: an object with a and b")
+        return _upgraded(data)
+    res = check_resolutions(data["resolutions"])
+    for i, c in enumerate(archs):
+        if c.get("resolution") not in res:
+            raise DataError(f"{where}: calibration arch {i} resolution {c.get('resolution')!r}; allowed: "
+                            f"{allowed(res)} (the table's resolutions)")
+    corrs = data.get("corrections")
+    if corrs is not None or data.get("complete"):
+        if not isinstance(corrs, dict) or sorted(corrs) != sorted(str(r) for r in res):
+            raise DataError(f"{where}: 'corrections' is {corrs!r}; allowed: an object resolution -> {{a, b}} for "
+                            f"each of the table's resolutions {allowed(res)}")
+        for r, corr in corrs.items():
+            _check_correction(corr, f"{where}: correction at resolution {r}")
     return data
 
 
@@ -234,8 +293,10 @@ def _read(path: Path) -> dict:
     return read_json_file(path, f"latency table {path}", "a table written by 'pnag latency profile'")
 
 
-def load_lut(path: str | Path) -> LUT:
-    """A table written by :func:`profile_lut`; an unfinished one is an error (re-run profile to resume)."""
+def load_lut(path: str | Path, resolution: int | None = None) -> LUT:
+    """A table written by :func:`profile_lut` (either format version); an unfinished one is an error
+    (re-run profile to resume). ``resolution``: the default for text-form archs and
+    :meth:`LUT.latency_from_indices`, where the table covers it (else the table's largest)."""
     p = Path(path)
     if not p.is_file():
         raise DataError(f"latency table {p}: no such file; create one with 'pnag latency profile -o {p}'")
@@ -244,8 +305,8 @@ def load_lut(path: str | Path) -> LUT:
         n = len(data["entries"])
         raise DataError(f"latency table {p}: profiling was interrupted ({n} entries saved); re-run "
                         "'pnag latency profile' with the same options and -o to finish it")
-    lut = LUT(data, p)
-    missing = lut.slot_table().missing_keys()
+    lut = LUT(data, p, resolution)
+    missing = lut.missing_keys()
     if missing:
         raise DataError(f"latency table {p}: marked complete but {len(missing)} of its entries are missing "
                         f"(e.g. {missing[0]!r}); allowed: a table written by 'pnag latency profile'")
@@ -262,15 +323,17 @@ class ProfileReport:
     seconds: float  # wall time of this call
 
 
-def profile_lut(backend: str | Backend = "torch", threads: int | None = None, width: float = 1.2, resolution: int = 224,
-                out_path: str | Path = "lut.json", batch: int = 1, protocol: MeasureProtocol | None = None,
-                calibration: int = DEFAULT_CALIBRATION, seed: int = 0, progress: bool | None = None,
-                save_every_s: float = 2.0, network_protocol: MeasureProtocol | None = None,
-                rounds: int = DEFAULT_ROUNDS) -> ProfileReport:
-    """Measure every table entry of the space at ``width``/``resolution`` on this machine and
-    ``calibration`` whole networks, fit the correction, and write ``out_path`` (JSON). ``protocol``
-    times the entries (default :data:`DEFAULT_PROTOCOL`), ``network_protocol`` the whole networks
-    (default :data:`NETWORK_PROTOCOL`).
+def profile_lut(backend: str | Backend = "torch", threads: int | None = None, width: float = 1.2,
+                resolution: int | None = None, out_path: str | Path = "lut.json", batch: int = 1,
+                protocol: MeasureProtocol | None = None, calibration: int = DEFAULT_CALIBRATION, seed: int = 0,
+                progress: bool | None = None, save_every_s: float = 2.0,
+                network_protocol: MeasureProtocol | None = None, rounds: int = DEFAULT_ROUNDS,
+                resolutions: Sequence[int] | None = None) -> ProfileReport:
+    """Measure every table entry of the space at ``width`` and ``resolution`` (pixels, default 224)
+    or at each of ``resolutions`` (one table over several; give one of the two) on this machine,
+    and ``calibration`` whole networks at each resolution, fit the correction per resolution, and
+    write ``out_path`` (JSON). ``protocol`` times the entries (default :data:`DEFAULT_PROTOCOL`),
+    ``network_protocol`` the whole networks (default :data:`NETWORK_PROTOCOL`).
 
     Interleaved: the work is done in ``rounds`` rounds, each of which times every entry and every
     calibration network once for ``1/rounds`` of its protocol (``runs // rounds`` passes at least,
@@ -286,7 +349,7 @@ def profile_lut(backend: str | Backend = "torch", threads: int | None = None, wi
     """
     be = backend if isinstance(backend, Backend) else get_backend(backend)
     threads, batch = check_threads(threads), check_batch(batch)
-    width, resolution = check_width(width), check_resolution(resolution)
+    width, res = check_width(width), _profiled_resolutions(resolution, resolutions)
     protocol = protocol or DEFAULT_PROTOCOL
     network_protocol = network_protocol or NETWORK_PROTOCOL
     if isinstance(save_every_s, bool) or not isinstance(save_every_s, (int, float)) or not save_every_s >= 0:
@@ -297,11 +360,11 @@ def profile_lut(backend: str | Backend = "torch", threads: int | None = None, wi
         raise PnagError(f"calibration: {calibration!r} is not allowed; allowed: an integer >= 2")
     rounds = int(rounds)
     out_path = Path(out_path)
-    header = {"format": FORMAT, "version": VERSION, "space": "mbv3", "width": width, "resolution": resolution,
+    header = {"format": FORMAT, "version": VERSION, "space": "mbv3", "width": width, "resolutions": list(res),
               "batch": batch, "backend": be.name, "threads": threads, "protocol": protocol.to_dict(),
               "network_protocol": network_protocol.to_dict(), "rounds": rounds}
-    env = environment(be, threads, batch, resolution).to_dict()
-    cal_archs = calibration_archs(width, resolution, calibration, seed)
+    env = environment(be, threads, batch, res[0] if len(res) == 1 else None).to_dict()
+    cal_archs = [a for r in res for a in calibration_archs(width, r, calibration, seed)]
     cal_head = {"n": calibration, "seed": seed}
     with exclusive_writer(out_path, "-o"):  # one profiler per file: two would duplicate the work
         if out_path.exists():
@@ -321,13 +384,16 @@ def profile_lut(backend: str | Backend = "torch", threads: int | None = None, wi
             if data.get("complete"):  # nothing to do: the file is left as it is
                 return ProfileReport(LUT(data, out_path), 0, rounds * (len(data["entries"]) + len(cal_archs)), 0.0)
         else:
-            data = dict(header, env=env, entries={}, calibration=dict(cal_head, archs=[]), correction=None,
+            data = dict(header, env=env, entries={}, calibration=dict(cal_head, archs=[]), corrections=None,
                         complete=False, profile_s=0.0)
-        entries = lut_entries(width, resolution)
+        entries: dict[str, dict] = {}
+        for r in res:  # keys name their feature-map sizes: an entry two resolutions share is timed once
+            for key, spec in lut_entries(width, r).items():
+                entries.setdefault(key, spec)
         saved: dict = data["entries"]
         cal_saved: list = data["calibration"]["archs"]
         for i in range(len(cal_saved), len(cal_archs)):  # every calibration network has its record from the start
-            cal_saved.append({"arch": cal_archs[i].to_legacy(), "rounds_ms": []})
+            cal_saved.append({"arch": cal_archs[i].to_legacy(), "resolution": cal_archs[i].resolution, "rounds_ms": []})
         for key, rec in saved.items():  # a table from before rounds holds one value per record: its round 1
             rec.setdefault("rounds_ms", [rec["median_ms"]])
         for c in cal_saved:
@@ -341,8 +407,8 @@ def profile_lut(backend: str | Backend = "torch", threads: int | None = None, wi
             module, chw = entry_module(spec)
             jobs.append((saved, key, lambda module=module: module, (batch, *chw), entry_round))
         for i in range(len(cal_archs)):
-            jobs.append((cal_saved, i, lambda a=cal_archs[i]: MobileNetV3(a), (batch, 3, resolution, resolution),
-                         network_round))
+            size = cal_archs[i].resolution
+            jobs.append((cal_saved, i, lambda a=cal_archs[i]: MobileNetV3(a), (batch, 3, size, size), network_round))
         total = rounds * len(jobs)
         def done(records, key) -> int:
             return len(records[key]["rounds_ms"]) if (isinstance(records, list) or key in records) else 0
@@ -359,7 +425,7 @@ def profile_lut(backend: str | Backend = "torch", threads: int | None = None, wi
 
         from tqdm import tqdm
 
-        bar = tqdm(total=total, initial=reused, desc=f"profile {be.name} w{width} r{resolution}",
+        bar = tqdm(total=total, initial=reused, desc=f"profile {be.name} w{width} r{'/'.join(map(str, res))}",
                    unit="timing", disable=_no_progress(progress), leave=False)
         try:
             with runner_pool(be, threads) as runner:
@@ -376,17 +442,30 @@ def profile_lut(backend: str | Backend = "torch", threads: int | None = None, wi
                         if time.perf_counter() - last_save >= save_every_s:
                             save()
                             last_save = time.perf_counter()
-            raw = LUT(dict(data, correction=None), out_path)
-            sums = raw.table_sum_ms([c["arch"] for c in cal_saved])
-            a, b = fit_correction(sums, [c["measured_ms"] for c in cal_saved])
+            sums = LUT(dict(data, corrections=None), out_path).table_sum_ms(cal_archs)
             for c, s in zip(cal_saved, sums):
                 c["sum_ms"] = float(s)
-            data["correction"] = {"a": a, "b": b, "n": len(cal_saved), "note": CORRECTION_NOTE}
+            data["corrections"] = {}
+            for r in res:  # one fit per resolution, on that resolution's own networks
+                mine = [c for c in cal_saved if c["resolution"] == r]
+                a, b = fit_correction([c["sum_ms"] for c in mine], [c["measured_ms"] for c in mine])
+                data["corrections"][str(r)] = {"a": a, "b": b, "n": len(mine)}
+            data["correction_note"] = CORRECTION_NOTE
             data["complete"] = True
         finally:
             bar.close()
             save()
         return ProfileReport(LUT(data, out_path), measured, reused, time.perf_counter() - t_start)
+
+
+def _profiled_resolutions(resolution: int | None, resolutions: Sequence[int] | None) -> tuple[int, ...]:
+    """The resolutions a table is profiled at: ``resolutions`` or ``(resolution,)`` (default 224)."""
+    if resolutions is None:
+        return (check_resolution(DEFAULT_RESOLUTION if resolution is None else resolution),)
+    if resolution is not None:
+        raise PnagError(f"resolution {resolution!r} and resolutions {resolutions!r}: give one; allowed: "
+                        "resolution=R (one) or resolutions=[R1, R2, ...] (one table over several)")
+    return check_resolutions(resolutions, "resolutions")
 
 
 def _per_round(protocol: MeasureProtocol, rounds: int) -> MeasureProtocol:
@@ -415,22 +494,30 @@ LOCAL_ROUNDS, LOCAL_CALIBRATION = 5, 10
 
 
 def local_lut(width: float = 1.2, resolution: int = 224, threads: int | None = None,
-              progress: bool | None = None, protocol: MeasureProtocol | None = None) -> LUT:
+              progress: bool | None = None, protocol: MeasureProtocol | None = None,
+              resolutions: Sequence[int] | None = None) -> LUT:
     """This machine's table (torch backend), profiled on first use and cached under the cache dir
     (``$PNAG_CACHE_DIR/latency/``); an interrupted first profile resumes next time. ``protocol``
     (entries and networks alike) defaults to the profiling defaults. Made with half the rounds and
     calibration networks of ``pnag latency profile`` (5 and 10: 80 s on a 2-core machine, against
     about 130 s), since it is made unasked, on the first run of ``pnag search``; profile a table
-    with the defaults and pass it as ``lut:FILE`` where the latency figures matter."""
+    with the defaults and pass it as ``lut:FILE`` where the latency figures matter.
+
+    ``resolutions`` (pixels): one table over several input resolutions (each costs about as much
+    as one table more; cached apart from the one-resolution tables); ``resolution`` is then the
+    default for text-form archs where it is one of them."""
     threads = check_threads(threads)
     width, resolution = check_width(width), check_resolution(resolution)
+    res = (resolution,) if resolutions is None else check_resolutions(resolutions, "resolutions")
     from .backends import cpu_model
 
     tag = hashlib.sha256(f"{cpu_model()}|{torch.__version__}".encode()).hexdigest()[:10]
-    path = cache_dir() / "latency" / f"local-torch-t{threads}-w{width}-r{resolution}-x{LOCAL_ROUNDS}-{tag}.json"
+    r_tag = "-".join(map(str, res))  # one resolution: the name the cache had before multi-resolution tables
+    path = cache_dir() / "latency" / f"local-torch-t{threads}-w{width}-r{r_tag}-x{LOCAL_ROUNDS}-{tag}.json"
     if path.is_file():
         data = _read(path)
         if isinstance(data, dict) and data.get("complete"):
-            return LUT(_check_lut_data(data, str(path)), path)
-    return profile_lut("torch", threads, width, resolution, path, protocol=protocol, progress=progress,
-                       network_protocol=protocol, rounds=LOCAL_ROUNDS, calibration=LOCAL_CALIBRATION).lut
+            return LUT(_check_lut_data(data, str(path)), path, resolution)
+    report = profile_lut("torch", threads, width, None, path, protocol=protocol, progress=progress,
+                         network_protocol=protocol, rounds=LOCAL_ROUNDS, calibration=LOCAL_CALIBRATION, resolutions=res)
+    return LUT(report.lut.data, path, resolution)

@@ -4,7 +4,7 @@ A :class:`LatencySource` prices architectures in milliseconds: ``latency_ms(arch
 :func:`get_latency_source` builds one from a spec string:
 
 =================================  =============================================================
-``lut:FILE``                       a table measured with ``pnag latency profile`` (sum + correction)
+``lut:FILE``                       a table measured with ``pnag latency profile`` (one or several resolutions)
 ``lut:note10``                     once-for-all's Samsung Note10 per-layer tables (width 1.2)
 ``lut:i7-8700k``                   NSGANetV2's Intel i7-8700K per-layer table (widths 1.0 and 1.2)
 ``nb201:DEVICE``                   HELP's measured NAS-Bench-201 latencies (e.g. ``nb201:pixel3``)
@@ -82,15 +82,18 @@ class TableSource(LatencySource):
         coverage: a sentence stating which widths/resolutions the table covers (for errors).
         correction: ``(a, b)`` of the linear correction, ms = a * sum + b.
         device: the hardware, in words.
+        corrections: resolution (pixels) -> ``(a, b)``, where the correction differs by resolution
+            (a table profiled at several); ``correction`` serves the others.
     """
 
     def __init__(self, name: str, keys_of: KeysOf, entries_for: Callable[[float, int], Mapping[str, float]],
                  width: float, resolution: int, coverage: str, correction: tuple[float, float] = (1.0, 0.0),
-                 device: str = ""):
+                 device: str = "", corrections: Mapping[int, tuple[float, float]] | None = None):
         self.name, self.device = name, device
         self.width, self.resolution = check_width(width), check_resolution(resolution)
         self.coverage = coverage
         self.correction = (float(correction[0]), float(correction[1]))
+        self.corrections = {int(r): (float(a), float(b)) for r, (a, b) in (corrections or {}).items()}
         self._keys_of, self._entries_for = keys_of, entries_for
         self._tables: dict[tuple[float, int], SlotTable] = {}
 
@@ -122,23 +125,32 @@ class TableSource(LatencySource):
                         "once-for-all dict")
 
     # -- pricing ---------------------------------------------------------------------------------
-    def _apply(self, total):
-        a, b = self.correction
+    def correction_at(self, resolution: int) -> tuple[float, float]:
+        """``(a, b)`` of the correction that prices networks at ``resolution`` (pixels)."""
+        return self.corrections.get(int(resolution), self.correction)
+
+    def _apply(self, total, resolution: int):
+        a, b = self.correction_at(resolution)
         return total if (a, b) == (1.0, 0.0) else a * total + b
 
-    def table_sum_ms(self, archs: Sequence[Any]) -> np.ndarray:
-        """The uncorrected sum of table entries (ms) of each architecture."""
+    def _priced(self, archs: Sequence[Any], corrected: bool) -> np.ndarray:
         archs = [self.coerce(a) for a in archs]
         out = np.zeros(len(archs), dtype=np.float64)
         groups: dict[tuple[float, int], list[int]] = {}
         for i, a in enumerate(archs):
             groups.setdefault((a.width, a.resolution), []).append(i)
         for (w, r), ix in groups.items():
-            out[ix] = self.slot_table(w, r).sum_indices(indices_of(archs[i] for i in ix))
+            total = self.slot_table(w, r).sum_indices(indices_of(archs[i] for i in ix))
+            out[ix] = self._apply(total, r) if corrected else total
         return out
 
+    def table_sum_ms(self, archs: Sequence[Any]) -> np.ndarray:
+        """The uncorrected sum of table entries (ms) of each architecture."""
+        return self._priced(archs, corrected=False)
+
     def latency_ms(self, archs: Sequence[Any]) -> np.ndarray:
-        return self._apply(self.table_sum_ms(archs))
+        """Latency (ms) of each architecture: its sum corrected at the architecture's resolution."""
+        return self._priced(archs, corrected=True)
 
     def latency_from_indices(self, idx: torch.Tensor | np.ndarray, width: float | None = None,
                              resolution: int | None = None):
@@ -149,8 +161,8 @@ class TableSource(LatencySource):
         """
         t = self.slot_table(width, resolution)
         if isinstance(idx, torch.Tensor):
-            return self._apply(t.sum_indices_torch(idx.long()))
-        return self._apply(t.sum_indices(np.asarray(idx)))
+            return self._apply(t.sum_indices_torch(idx.long()), t.resolution)
+        return self._apply(t.sum_indices(np.asarray(idx)), t.resolution)
 
     def breakdown(self, arch: Any) -> list[tuple[str, str, float]]:
         """``(layer, table key, ms)`` of every entry ``arch`` uses (NaN where missing), uncorrected."""
@@ -288,7 +300,7 @@ def _latency_source(spec: str, space: Any, progress: bool | None) -> LatencySour
                             "allowed: lut:note10, lut:i7-8700k or lut:FILE (a table written by 'pnag latency profile')")
         from .lut import load_lut
 
-        return load_lut(rest)
+        return load_lut(rest, resolution=resolution)
     if kind == "nb201" and rest:
         return NB201Source(rest)
     if kind == "table" and rest.startswith("help-ofa-gpu:") and rest.split(":", 1)[1]:
@@ -298,5 +310,6 @@ def _latency_source(spec: str, space: Any, progress: bool | None) -> LatencySour
     if spec == "local":
         from .lut import local_lut
 
-        return local_lut(width=width or 1.2, resolution=resolution or 224, progress=progress)
+        searched = getattr(space, "resolutions", ()) if getattr(space, "searches_resolution", False) else None
+        return local_lut(width=width or 1.2, resolution=resolution or 224, progress=progress, resolutions=searched)
     raise PnagError(f"latency source: {spec!r} is not known; allowed forms: {allowed(SPEC_FORMS)}")

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import PnagError
 from ..nn.mobilenetv3 import MobileNetV3
-from ..space.mbv3 import N_UNITS, MBV3Arch, MBV3Space
+from ..space.mbv3 import N_UNITS, MBV3Arch, MBV3Space, parse_arch
 from .backends import get_backend
 from .lut import DEFAULT_ROUNDS, LUT, NETWORK_PROTOCOL, _no_progress, _per_round
 from .measure import MeasureProtocol, runner_pool, time_runs
@@ -75,8 +75,8 @@ def speed_factors(probe_ms: np.ndarray) -> np.ndarray:
 def time_networks_in_rounds(lut: LUT, archs: list, protocol: MeasureProtocol | None, rounds: int,
                             progress: bool | None = None,
                             reference: MBV3Arch | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """Time the whole networks of ``archs`` with ``lut``'s backend, threads, batch and resolution in
-    ``rounds`` interleaved rounds: every network once per round, each time for the table's
+    """Time the whole networks of ``archs`` (each at its own resolution) with ``lut``'s backend,
+    threads and batch in ``rounds`` interleaved rounds: every network once per round, each time for the table's
     per-round share of ``protocol`` (``1 / the table's rounds`` of its passes and time, the full
     warm-up; None: the protocol the table's calibration networks were timed with), so that more
     rounds mean more measurement.
@@ -94,18 +94,19 @@ def time_networks_in_rounds(lut: LUT, archs: list, protocol: MeasureProtocol | N
         protocol = MeasureProtocol(**stored) if stored else NETWORK_PROTOCOL
     per_round = _per_round(protocol, int(lut.data.get("rounds", DEFAULT_ROUNDS)))
     nets = [MobileNetV3(a) for a in archs]
-    shape = (lut.batch, 3, lut.resolution, lut.resolution)
+    shapes = [(lut.batch, 3, a.resolution, a.resolution) for a in archs]
     medians = np.zeros((rounds, len(nets)))
     probes = None if reference is None else np.zeros((rounds, len(nets) + 1))
     bar = tqdm(total=rounds * len(nets), desc=f"validate {lut.backend}", unit="net", disable=_no_progress(progress),
                leave=False)
     with runner_pool(be, lut.threads) as runner:
-        probe = None if reference is None else runner("reference", lambda: MobileNetV3(reference), shape)
+        probe = None if reference is None else runner("reference", lambda: MobileNetV3(reference),
+                                                      (lut.batch, 3, reference.resolution, reference.resolution))
         for r in range(rounds):
             if probe is not None:
                 probes[r, 0] = float(np.median(time_runs(probe, REFERENCE_PROTOCOL)))
             for i, net in enumerate(nets):
-                medians[r, i] = float(np.median(time_runs(runner(i, lambda net=net: net, shape), per_round)))
+                medians[r, i] = float(np.median(time_runs(runner(i, lambda net=net: net, shapes[i]), per_round)))
                 if probe is not None:
                     probes[r, i + 1] = float(np.median(time_runs(probe, REFERENCE_PROTOCOL)))
                 bar.update(1)
@@ -118,6 +119,12 @@ def validate_lut(lut: LUT, samples: int = 50, seed: int = 1, protocol: MeasurePr
     """Measure ``samples`` random architectures (drawn with ``seed``) end to end with the table's own
     backend, threads, batch, width and resolution (and, unless ``protocol`` is given, the protocol
     its calibration networks were timed with), and compare with the table's predictions.
+
+    A table over several resolutions is validated across them: the architectures are drawn from the
+    space that searches its resolutions (each with a resolution drawn among them, priced with that
+    resolution's correction), all of them make the overall figures, and ``by_resolution`` gives the
+    errors and tau of each resolution's share. The reference network runs at the table's largest
+    resolution; the drift networks are its first resolution's smallest and largest.
 
     The networks are measured in ``rounds`` interleaved rounds (default: :data:`VALIDATION_ROUND_FACTOR`
     times the table's own; every network once per round, each time for the table's per-round share
@@ -160,7 +167,9 @@ def validate_lut(lut: LUT, samples: int = 50, seed: int = 1, protocol: MeasurePr
     (``uncorrected``), ``drift_pct`` (None for a table without two calibration networks) and
     ``drift`` (per calibration network re-measured), ``drift_adjusted`` (None without drift),
     ``split_half_tau`` and ``split_half_diff_pct``, ``reference`` and ``unreferenced`` (None with
-    ``reference=False``), the table's settings, and ``rows`` (arch, predicted_ms, measured_ms, iqr_ms).
+    ``reference=False``), ``by_resolution`` (resolution -> errors; None for a one-resolution table),
+    the table's settings (``resolutions``, ``corrections`` among them), and ``rows`` (arch,
+    resolution, predicted_ms, measured_ms, iqr_ms).
     """
     if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 2:
         raise PnagError(f"samples: {samples!r} is not allowed; allowed: an integer >= 2")
@@ -169,20 +178,22 @@ def validate_lut(lut: LUT, samples: int = 50, seed: int = 1, protocol: MeasurePr
     if isinstance(rounds, bool) or not isinstance(rounds, (int, np.integer)) or rounds < 1:
         raise PnagError(f"rounds: {rounds!r} is not allowed; allowed: an integer >= 1")
     get_backend(lut.backend)  # an unknown or absent backend fails before any work
-    space = MBV3Space(lut.width, lut.resolution)
+    several = len(lut.resolutions) > 1
+    space = MBV3Space(lut.width, resolutions=lut.resolutions) if several else MBV3Space(lut.width, lut.resolution)
     archs = space.sample(samples, seed=seed)
     predicted = lut.predict_many(archs)
     raw = lut.table_sum_ms(archs)
     drift_nets = [c for c in lut.calibration[:2] if "measured_ms" in c]  # re-measured to report the drift
-    timed = list(archs) + [space.coerce(c["arch"]) for c in drift_nets]
-    ref = reference_arch(lut.width, lut.resolution) if reference else None
+    timed = list(archs) + [parse_arch(c["arch"], width=lut.width, resolution=c["resolution"]) for c in drift_nets]
+    ref = reference_arch(lut.width, lut.resolutions[-1]) if reference else None
     plain, probes = time_networks_in_rounds(lut, timed, protocol, rounds, progress, reference=ref)
     medians = plain if probes is None else plain / speed_factors(probes)
     ref_info = unreferenced = None
     if probes is not None:
         p25, p50, p75 = np.percentile(probes, [25, 50, 75])
         ref_info = {"arch": ref.to_legacy(), "median_ms": float(p50), "spread_pct": float((p75 - p25) / p50 * 100)}
-        unreferenced = dict(error_metrics(predicted, np.median(plain, axis=0)[:samples]), **split_half(plain[:, :samples]))
+        unreferenced = dict(error_metrics(predicted, np.median(plain, axis=0)[:samples]),
+                            **split_half(plain[:, :samples]))
     all_measured = np.median(medians, axis=0)
     measured = all_measured[:samples].tolist()
     iqr = (np.percentile(medians, 75, axis=0) - np.percentile(medians, 25, axis=0))[:samples].tolist()
@@ -197,8 +208,13 @@ def validate_lut(lut: LUT, samples: int = 50, seed: int = 1, protocol: MeasurePr
     out["drift_pct"] = float(np.median([d["change_pct"] for d in drift])) if len(drift) == 2 else None
     out["drift_adjusted"] = None if out["drift_pct"] is None else \
         error_metrics(np.asarray(predicted) * (1.0 + out["drift_pct"] / 100.0), measured)
+    at = np.array([a.resolution for a in archs])
+    out["by_resolution"] = {str(r): error_metrics(np.asarray(predicted)[at == r], np.asarray(measured)[at == r])
+                            for r in lut.resolutions if (at == r).any()} if several else None
     out.update(backend=lut.backend, threads=lut.threads, batch=lut.batch, width=lut.width,
-               resolution=lut.resolution, seed=seed, rounds=rounds, correction={"a": lut.correction[0], "b": lut.correction[1]})
-    out["rows"] = [{"arch": a.to_legacy(), "predicted_ms": float(p), "measured_ms": float(m), "iqr_ms": float(q)}
-                   for a, p, m, q in zip(archs, predicted, measured, iqr)]
+               resolution=lut.resolution, resolutions=list(lut.resolutions), seed=seed, rounds=rounds,
+               correction={"a": lut.correction[0], "b": lut.correction[1]},
+               corrections={str(r): dict(zip("ab", ab)) for r, ab in lut.corrections.items()})
+    out["rows"] = [{"arch": a.to_legacy(), "resolution": a.resolution, "predicted_ms": float(p),
+                    "measured_ms": float(m), "iqr_ms": float(q)} for a, p, m, q in zip(archs, predicted, measured, iqr)]
     return out
