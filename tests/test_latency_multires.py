@@ -267,3 +267,23 @@ def test_load_lut_refuses_a_corrupt_version_2_table(table, tmp_path, change, pat
     with pytest.raises(DataError, match=pattern) as err:
         load_lut(path)
     assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_table_without_the_default_resolution_trains_at_the_ones_it_covers(use_mirror, tmp_path):
+    from pnag.search import TrainConfig, train
+
+    out = tmp_path / "lut.json"
+    profile_lut(_Fake(), out_path=out, **{**KW, "resolutions": (160, 192)})
+    lut = load_lut(out)
+    ends = [lut.latency_of(a) for r in (160, 192) for a in calibration_archs(1.2, r, 2, 0)]
+    small = dict(steps=2, ranker_steps=2, ranker_pool=20, train_samples=20, budgets_per_step=2, samples_per_budget=2,
+                 archive_offspring=4, width=1.2, budgets=(min(ends) * 1.2, max(ends) * 0.8))
+    run = train(TrainConfig(space="mbv3", accuracy="ofa-predictor", latency=f"lut:{out}", **small), tmp_path / "a",
+                progress=False)
+    assert run.config.resolutions == (160, 192)  # 224 is not in the table: searched over the two it has
+    one = tmp_path / "one.json"
+    profile_lut(_Fake(), out_path=one, **{**KW, "resolutions": (176,)})
+    run = train(TrainConfig(space="mbv3", accuracy="ofa-predictor", latency=f"lut:{one}", **small), tmp_path / "b",
+                progress=False)
+    assert run.config.resolutions == (176,)
+    assert run.metrics["data"]["resolution_note"].startswith("resolution fixed at 176")

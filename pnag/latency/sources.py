@@ -267,16 +267,18 @@ def cache_dir() -> Path:
     return data_cache_dir()
 
 
-def get_latency_source(spec: str, space: Any = None, progress: bool | None = None) -> LatencySource:
+def get_latency_source(spec: str, space: Any = None, progress: bool | None = None,
+                       check: bool = True) -> LatencySource:
     """Build a latency source from ``spec`` (forms in the module docstring).
 
     ``space`` (an ``MBV3Space``) gives the width and resolution that table sources assume for
     text-form architectures and for :meth:`TableSource.latency_from_indices`; a per-layer table that
-    does not describe them is refused (:func:`check_covers`).
+    does not describe them is refused (:func:`check_covers`) unless ``check`` is False (to ask the
+    source what it covers).
     """
     source = _latency_source(spec, space, progress)
     width, resolution = getattr(space, "width", None), getattr(space, "resolution", None)
-    if width is not None and isinstance(resolution, int):
+    if check and width is not None and isinstance(resolution, int):
         check_covers(source, width, getattr(space, "resolutions", (resolution,)))
     return source
 

@@ -243,7 +243,9 @@ def resolve_resolutions(config, acc_source: AccuracySource, lat_source: Any, req
         return tuple(ok), f"resolution searched over {allowed(ok)}" if len(ok) > 1 else f"resolution fixed at {ok[0]}"
     if len(ok) > 1:
         return tuple(ok), f"resolution searched over {allowed(ok)} ({covers})"
-    return (config.resolution,), f"resolution fixed at {config.resolution}: the sources share no other ({covers})"
+    both = [r for r in every if (acc_cov is None or r in acc_cov) and (lat_cov is None or r in lat_cov)]
+    fixed = config.resolution if config.resolution in both or not both else both[-1]
+    return (fixed,), f"resolution fixed at {fixed}: the sources share no other of {allowed(cands)} ({covers})"
 
 
 class VectorLatency:

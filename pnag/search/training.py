@@ -304,8 +304,11 @@ def resolved(config: TrainConfig) -> tuple[TrainConfig, str]:
     a sentence saying which and why ("" for NAS-Bench-201)."""
     if config.space != "mbv3":
         return config, ""
+    from ..latency.sources import get_latency_source
+
     probe = Run(Path("."), replace(config, resolutions=(config.resolution,)))
-    lat = probe.lat_source.source  # the latency spec first: its errors cost nothing to find
+    # the latency spec first (its errors cost nothing to find), unchecked: asked below what it covers
+    lat = get_latency_source(config.latency, probe.space, check=False)
     res, note = sources.resolve_resolutions(config, probe.acc_source, lat, config.resolutions)
     return replace(config, resolutions=res), note
 
