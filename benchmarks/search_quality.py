@@ -154,7 +154,10 @@ def mbv3(args, argv) -> str:
     lines += ["", f"pnag (train + generate all {len(budgets)} budgets) took {ratio:.3f} of the wall time of the "
               f"{len(budgets)} evolution searches, measured in the same run. pnag's queries: the generator stage's "
               "objective evaluations (its draws and archive mutants), plus the ranker's pool when it trains one."]
-    _plot_mbv3(budgets, acc, args.output_dir / "search_quality_mbv3.png")
+    png = (args.output.with_suffix(".png") if args.output else args.output_dir / "search_quality_mbv3.png")
+    if not args.no_write:
+        png.parent.mkdir(parents=True, exist_ok=True)
+        _plot_mbv3(budgets, acc, png)
     return "\n".join(lines) + "\n"
 
 
@@ -233,13 +236,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--generator-samples", type=int, default=16, help="draws of the generator's own answer")
     p.add_argument("--set", type=_setting, action="append", default=[], metavar="FIELD=VALUE")
     p.add_argument("--output-dir", type=Path, default=RESULTS)
+    p.add_argument("-o", "--output", type=Path, default=None,
+                   help="the report's file (default: OUTPUT_DIR/search_quality_PART.md); the plot goes beside it")
     p.add_argument("--no-write", action="store_true", help="print only")
     args = p.parse_args(argv)
     text = mbv3(args, argv) if args.part == "mbv3" else nb201(args, argv)
     print(text)
     if not args.no_write:
-        args.output_dir.mkdir(parents=True, exist_ok=True)
-        out = args.output_dir / f"search_quality_{args.part}.md"
+        out = args.output or args.output_dir / f"search_quality_{args.part}.md"
+        out.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(out, text)
         print(f"wrote {out}", file=sys.stderr)
     return 0
