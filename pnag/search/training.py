@@ -229,7 +229,8 @@ def train_generator(run: Run, metrics: dict, steps: int, tag: str, progress: boo
     for step in range(start, steps):
         # both ends of the range in every step: the tightest budget has the fewest feasible draws to learn from
         b = lo + (hi - lo) * torch.rand(cfg.budgets_per_step, generator=rng)
-        b[:2] = torch.tensor([lo, hi], dtype=b.dtype)
+        if len(b) >= 2:
+            b[:2] = torch.tensor([lo, hi], dtype=b.dtype)
         elite, has = archive.elites(b, run.shifts(b.double()))
 
         def imitation() -> torch.Tensor:
