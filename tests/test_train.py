@@ -323,3 +323,8 @@ def test_a_second_writer_of_a_run_directory_is_refused(patched, tmp_path):
             train(syn.tiny_config(steps=2), tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
     train(syn.tiny_config(steps=2), tmp_path / "run", progress=False)  # free again: it runs
+
+
+def test_one_budget_per_step_trains(patched, tmp_path):
+    run = train(syn.tiny_config(steps=3, budgets_per_step=1), tmp_path / "run", progress=False)
+    assert len(run.metrics["reward_curve"]["generator"]) == 1 and run.metrics["queries"]["generator"] > 0
