@@ -53,10 +53,13 @@ def test_generate_json_and_table(trained, capsys):
     b = [round(fastest + 0.1, 3), round((fastest + hi) / 2, 3), round(hi, 3)]
     assert main(["generate", "--run", str(d), "--budgets", ",".join(map(str, b)), "--samples", "4", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert [o["budget"] for o in out] == b
+    assert [o["budget_ms"] for o in out] == b
     for o in out:
-        assert set(o) >= {"budget", "arch", "predicted_accuracy", "predicted_latency_ms", "madds_m"}
-        assert syn.true_latency([NB201Space().parse(o["arch"])])[0] <= o["budget"] + 1e-9
+        assert set(o) >= {"budget_ms", "arch", "accuracy", "accuracy_unit", "accuracy_is", "latency_ms", "latency_is",
+                          "madds_m"}
+        assert o["accuracy_unit"] == "%" and o["accuracy_is"] in ("measured", "predicted")
+        assert o["latency_is"] == "measured"  # the synthetic source prices whole cells, not a per-layer table
+        assert syn.true_latency([NB201Space().parse(o["arch"])])[0] <= o["budget_ms"] + 1e-9
     assert main(["generate", "--run", str(d), "--budget", str(b[1])]) == 0
     assert "budget_ms" in capsys.readouterr().out
     step = (hi - b[0]) / 4
