@@ -49,9 +49,9 @@ def _resolve_accuracy(args: argparse.Namespace, space) -> tuple[str, str | None]
         get_accuracy_source(DATASET, space)
         return DATASET, None
     except DataError as exc:
-        note = (f"NOTE: measured ImageNet accuracies not available ({_why_missing(str(exc))}); accuracy is the "
-                f"training-free proxy '{FALLBACK_PROXY}', a score, not a measured accuracy. To fix: set "
-                f"PNAG_DATA_DIR to a mirror or run 'pnag data fetch {DATASET.split(':', 1)[1]}', then re-run.")
+        note = (f"NOTE: no measured ImageNet accuracies ({_why_missing(str(exc))}); using the training-free proxy "
+                f"'{FALLBACK_PROXY}', a score, not a measured accuracy. To fix: set PNAG_DATA_DIR to a mirror or "
+                f"run 'pnag data fetch {DATASET.split(':', 1)[1]}'.")
         return f"proxy:{FALLBACK_PROXY}", note
     finally:
         pooch_log.setLevel(level)
@@ -60,14 +60,14 @@ def _resolve_accuracy(args: argparse.Namespace, space) -> tuple[str, str | None]
 def _why_missing(message: str) -> str:
     """A few words from the data registry's full message (which lists every place it looked)."""
     if "PNAG_OFFLINE=1" in message:
-        return "offline: PNAG_OFFLINE=1, not in the cache or a PNAG_DATA_DIR mirror"
+        return "offline: PNAG_OFFLINE=1"
     failed = re.search(r"download from \S+: failed \((\w+)", message)
     if failed:
-        return f"download failed with {failed.group(1)}, not in the cache or a PNAG_DATA_DIR mirror"
+        return f"download failed: {failed.group(1)}"
     damaged = re.search(r"is (truncated|altered) in the offline mirror", message)
     if damaged:
         return f"the mirror's copy is {damaged.group(1)}"
-    return one_line(message)[:100]
+    return one_line(message)[:60]
 
 
 def _default_budgets(acc_spec: str, lat_spec: str, space, train_samples: int | None) -> tuple[float, float, str]:
