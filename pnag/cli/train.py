@@ -98,6 +98,12 @@ def cmd_train(args: argparse.Namespace) -> int:
                      f"{acc['kendall_tau']:.3f}")
     if "ranker" in m:
         lines.append(f"ranker pair accuracy (held-out architectures): {m['ranker']['pair_accuracy']:.3f}")
+    for r in m.get("eval", []):  # --eval-budget: what each look-up round measured
+        if r.get("measured"):
+            lines.append(f"eval round {r['round']}: {r['measured']} architectures measured, mean accuracy "
+                         f"{r['mean_true']:.2f} % measured against {r['mean_predicted']:.2f} % predicted")
+        else:
+            lines.append(f"eval round {r['round']}: 0 architectures measured (no new proposal within the budgets)")
     lines.append(f"time: {sum(v for k, v in m['seconds'].items() if k != 'total_this_session'):.1f} s")
     print("\n".join(lines))
     return 0
@@ -221,7 +227,10 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from ..search import Run
 
     check_output_path(args.output, "-o/--output")
-    run = Run.load(args.run)
+    if (args.run is None) == (args.run_flag is None):
+        raise PnagError(f"plot: the run given {'twice' if args.run else 'nowhere'}; allowed: pnag plot RUN or "
+                        "pnag plot --run RUN")
+    run = Run.load(args.run or args.run_flag)
     print(plot_run(run, args.output))
     return 0
 
@@ -233,7 +242,9 @@ def register(sub) -> None:
     p.add_argument("--accuracy", default="dataset:ofa-mbv3-w1.0-imagenet",
                    help="dataset:NAME, nb201:cifar10|cifar100|ImageNet16-120, ofa-predictor or proxy:NAME")
     p.add_argument("--latency", default="lut:i7-8700k",
-                   help="lut:FILE, lut:note10, lut:i7-8700k, nb201:DEVICE, table:help-ofa-gpu:GPU_BATCH or local")
+                   help="lut:FILE, lut:note10, lut:i7-8700k, nb201:DEVICE, table:help-ofa-gpu:GPU_BATCH, measure:BACKEND "
+                        "or local (default lut:i7-8700k, a published table, so that a run is the same on every "
+                        "machine; pnag search defaults to local, this machine)")
     p.add_argument("--budgets", required=True, help="budget range LO:HI in ms")
     p.add_argument("--train-samples", type=positive_int("--train-samples", MAX_ARCH_SAMPLES), default=None)
     p.add_argument("--latency-samples", type=positive_int("--latency-samples", MAX_ARCH_SAMPLES), default=None)
@@ -278,7 +289,8 @@ def register(sub) -> None:
     g.set_defaults(func=cmd_generate)
 
     pl = sub.add_parser("plot", help="plot accuracy vs latency of a run (PNG)")
-    pl.add_argument("run")
+    pl.add_argument("run", nargs="?", help="the run directory (or --run RUN, as pnag generate takes it)")
+    pl.add_argument("--run", dest="run_flag", metavar="RUN", default=None, help="the run directory")
     pl.add_argument("-o", "--output", required=True)
     pl.set_defaults(func=cmd_plot)
 
