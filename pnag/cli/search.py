@@ -300,7 +300,12 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "search", help="the main job: train once for a budget range on this machine, print and plot the result",
         description="Train predictors, the Pareto-aware ranker and one budget-conditioned generator on this "
-                    "machine's latency, then print and plot the architecture chosen across the budget range.")
+                    "machine's latency, then print and plot the architecture chosen across the budget range, and "
+                    "write it to results.csv. The space is MobileNetV3 at width 1.0 and 224 px, those of the "
+                    "measured dataset (pnag arch info and pnag train with other sources default to width 1.2). "
+                    "Every accuracy printed says whether it is measured, predicted or a proxy score "
+                    "(accuracy_is), and every latency whether it is measured, a lookup-table estimate or "
+                    "predicted (latency_is).")
     p.add_argument("--latency", default="local",
                    help=f"latency source: {', '.join(SPEC_FORMS)} (default: local, this machine's per-layer table, "
                         "profiled once with torch's threads and cached; pnag train's default is lut:i7-8700k)")
