@@ -100,32 +100,59 @@ def device_words(source) -> str:
     return str(getattr(source, "device", "") or "device not stated")
 
 
-def table_noise(source) -> str:
-    """How much a table pnag profiled disagrees with itself: the median (and 90th percentile) spread of
-    its entries across the profiling rounds (IQR / median), the same for the whole networks, and the
-    median error of its correction on those networks. "" for other sources."""
+def table_noise_stats(source) -> dict[str, float]:
+    """How much a table pnag profiled disagrees with itself, in %: ``entry`` and ``entry_p90``, the median
+    and 90th percentile spread of its layer entries across the profiling rounds (IQR / median);
+    ``network``, the same for its whole calibration networks; ``fit``, the median error of its
+    correction on those networks. Empty for other sources."""
     data = getattr(source, "data", None)
     if not isinstance(data, dict) or "entries" not in data:
-        return ""
+        return {}
 
     def spread(recs, key):
-        v = [r["iqr_ms"] / r[key] for r in recs if r.get("iqr_ms") is not None and r.get(key)]
-        return (100 * float(np.median(v)), 100 * float(np.quantile(v, 0.9))) if v else None
+        return [100 * r["iqr_ms"] / r[key] for r in recs if r.get("iqr_ms") is not None and r.get(key)]
 
-    parts = [f"{len(data.get('entries', {}))} layer entries x {data.get('rounds', 1)} rounds"]
+    out: dict[str, float] = {}
     e = spread(list(data["entries"].values()), "median_ms")
     if e:
-        parts.append(f"entry spread {e[0]:.1f} % median, {e[1]:.1f} % p90")
+        out["entry"], out["entry_p90"] = float(np.median(e)), float(np.quantile(e, 0.9))
     cal = (data.get("calibration") or {}).get("archs", [])
     n = spread(cal, "measured_ms")
     if n:
-        parts.append(f"whole-network spread {n[0]:.1f} % median")
+        out["network"] = float(np.median(n))
     corr = data.get("correction") or {}
-    fit = [abs(corr["a"] * c["sum_ms"] + corr["b"] - c["measured_ms"]) / c["measured_ms"]
+    fit = [100 * abs(corr["a"] * c["sum_ms"] + corr["b"] - c["measured_ms"]) / c["measured_ms"]
            for c in cal if "sum_ms" in c and "measured_ms" in c and "a" in corr]
     if fit:
-        parts.append(f"table vs whole network {100 * float(np.median(fit)):.1f} % median error ({len(fit)} networks)")
+        out["fit"] = float(np.median(fit))
+    return out
+
+
+# Above these (%), a table is too noisy to trust: the machine was busy while it was profiled. An idle
+# 2-core machine gives entry spreads of about 4 % and a fit error of about 1 % (5 rounds, 1 thread).
+NOISY = {"entry": 15.0, "network": 10.0, "fit": 10.0}
+
+
+def table_noise(source) -> str:
+    """:func:`table_noise_stats` in words ("" for sources that are not a table pnag profiled)."""
+    st = table_noise_stats(source)
+    if not st:
+        return ""
+    data = source.data
+    parts = [f"{len(data['entries'])} layer entries x {data.get('rounds', 1)} rounds"]
+    if "entry" in st:
+        parts.append(f"entries vary {st['entry']:.1f} % between rounds (median; p90 {st['entry_p90']:.1f} %)")
+    if "network" in st:
+        parts.append(f"whole networks {st['network']:.1f} %")
+    if "fit" in st:
+        parts.append(f"table vs whole network {st['fit']:.1f} % error (median)")
     return "; ".join(parts)
+
+
+def noisy(source) -> bool:
+    """True when a table pnag profiled is noisier than :data:`NOISY` allows."""
+    st = table_noise_stats(source)
+    return any(st.get(k, 0.0) > v for k, v in NOISY.items())
 
 
 def latency_words(run) -> str:
@@ -134,4 +161,5 @@ def latency_words(run) -> str:
 
 
 __all__ = ["ACCURACY_KINDS", "LATENCY_KINDS", "accuracy_kind", "latency_kind", "accuracy_column", "answer_header",
-           "answer_rows", "answer_json", "write_csv", "device_words", "table_noise", "latency_words", "is_proxy"]
+           "answer_rows", "answer_json", "write_csv", "device_words", "table_noise", "table_noise_stats", "noisy",
+           "latency_words", "is_proxy", "NOISY"]

@@ -96,7 +96,7 @@ def _latency_lines(spec: str, space, progress: bool | None) -> list[str]:
     """Resolve the latency source now (profiling this machine when 'local' has no table yet, with
     progress) and say what it is: the device, and for a table pnag profiled, where it is and its noise."""
     from ..latency.sources import get_latency_source
-    from ._report import device_words, table_noise
+    from ._report import device_words, noisy, table_noise
 
     t0 = time.time()
     source = get_latency_source(spec, space, progress=progress)
@@ -108,6 +108,9 @@ def _latency_lines(spec: str, space, progress: bool | None) -> list[str]:
             f"profiled {time.strftime('%Y-%m-%d %H:%M', time.localtime(path.stat().st_mtime))}, cached"
         lines.append(f"latency table: {path} ({when}; {profile_s:.0f} s of profiling)")
         lines.append(f"latency table noise: {table_noise(source)}")
+        if noisy(source):
+            lines.append(f"WARNING: this table is too noisy to trust (the machine was busy while profiling); to "
+                         f"re-profile, delete {path} and re-run when the machine is idle")
     return lines
 
 
