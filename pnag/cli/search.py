@@ -32,6 +32,9 @@ DATASET = "dataset:ofa-mbv3-w1.0-imagenet"
 FALLBACK_PROXY = "synflow"
 FALLBACK_SAMPLES = 150
 DEFAULT_OUTPUT = "pnag-search"
+# Training threads: torch's default (all cores) spins against any other busy process; measured 2026-12-07 on a
+# 2-core Xeon beside one busy benchmark, the default run with lut:i7-8700k took 399 s with 2 threads, 30 s with 1
+TRAIN_THREADS = 1
 
 
 def _resolve_accuracy(args: argparse.Namespace, space) -> tuple[str, str | None]:
@@ -322,8 +325,11 @@ def register(subparsers) -> None:
     p.add_argument("--samples", type=positive_int("--samples", MAX_DRAWS, " (memory)"), default=16,
                    help=f"generator draws per budget, at most {MAX_DRAWS} (default 16)")
     p.add_argument("--seed", type=seed_int(), default=0, help="random seed, 0..2**63-1 (default 0)")
-    p.add_argument("--threads", type=threads_int(), default=None,
-                   help="torch threads while training (default: torch's, all cores; 1 is faster on a busy machine)")
+    p.add_argument("--threads", type=threads_int(), default=TRAIN_THREADS,
+                   help=f"torch threads while training (default {TRAIN_THREADS}: on a 2-core machine beside one busy "
+                        "process the default run took 30 s with 1 thread and 399 s with 2; on an idle one 2 threads "
+                        "are about 1.4x faster; pnag train's default is torch's, all cores). The 'local' table is "
+                        "profiled with torch's threads (OMP_NUM_THREADS) whatever this says")
     p.add_argument("-o", "--output", default=None,
                    help=f"output folder: results.csv, search.png and the run (default ./{DEFAULT_OUTPUT}; when that "
                         f"holds a run of other settings, the next free ./{DEFAULT_OUTPUT}-N)")
