@@ -67,7 +67,8 @@ def dataset_summary(name: str, accuracy_on: str = "cifar10") -> dict:
         info = get_dataset_info(name)
         reg = {"description": info.description, "license": info.license, "source": info.source,
                "files": len(info.files), "bytes": info.total_bytes,
-               "file_list": [{"path": f.relpath, "url": f.url, "sha256": f.sha256, "bytes": f.size} for f in info.files]}
+               "file_list": [{"path": f.relpath, "url": f.url, "sha256": f.sha256, "bytes": f.size}
+                             for f in info.files]}
     if name == "ofa-specialized":
         pts = load_ofa_specialized()
         lat = [p.latency_ms for p in pts if p.latency_ms is not None]

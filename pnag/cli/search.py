@@ -52,9 +52,11 @@ def _resolve_accuracy(args: argparse.Namespace, space) -> tuple[str, str | None]
         get_accuracy_source(DATASET, space)
         return DATASET, None
     except DataError as exc:
-        note = (f"NOTE: no measured ImageNet accuracies ({_why_missing(str(exc))}); using the training-free proxy "
-                f"'{FALLBACK_PROXY}', a score, not a measured accuracy. To fix: set PNAG_DATA_DIR to a mirror or "
-                f"run 'pnag data fetch {DATASET.split(':', 1)[1]}'.")
+        why = _why_missing(str(exc))
+        fetch = f"{'unset PNAG_OFFLINE and ' if why.startswith('offline') else ''}run 'pnag data fetch " \
+                f"{DATASET.split(':', 1)[1]}'"
+        note = (f"NOTE: no measured ImageNet accuracies ({why}); using the training-free proxy '{FALLBACK_PROXY}', "
+                f"a score, not a measured accuracy. To fix: set PNAG_DATA_DIR to a mirror or {fetch}.")
         return f"proxy:{FALLBACK_PROXY}", note
     finally:
         pooch_log.setLevel(level)

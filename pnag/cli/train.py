@@ -242,9 +242,9 @@ def register(sub) -> None:
     p.add_argument("--accuracy", default="dataset:ofa-mbv3-w1.0-imagenet",
                    help="dataset:NAME, nb201:cifar10|cifar100|ImageNet16-120, ofa-predictor or proxy:NAME")
     p.add_argument("--latency", default="lut:i7-8700k",
-                   help="lut:FILE, lut:note10, lut:i7-8700k, nb201:DEVICE, table:help-ofa-gpu:GPU_BATCH, measure:BACKEND "
-                        "or local (default lut:i7-8700k, a published table, so that a run is the same on every "
-                        "machine; pnag search defaults to local, this machine)")
+                   help="lut:FILE, lut:note10, lut:i7-8700k, nb201:DEVICE, table:help-ofa-gpu:GPU_BATCH, "
+                        "measure:BACKEND or local (default lut:i7-8700k, a published table, so that a run is the same "
+                        "on every machine; pnag search defaults to local, this machine)")
     p.add_argument("--budgets", required=True, help="budget range LO:HI in ms")
     p.add_argument("--train-samples", type=positive_int("--train-samples", MAX_ARCH_SAMPLES), default=None)
     p.add_argument("--latency-samples", type=positive_int("--latency-samples", MAX_ARCH_SAMPLES), default=None)
