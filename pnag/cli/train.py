@@ -137,6 +137,10 @@ def parse_resolutions(text: str) -> tuple[int, ...]:
     return check_resolutions(parts, "--resolutions")
 
 
+_KIND_WORDS = {"measured": "accuracy measured", "predicted": "accuracy predicted", "proxy": "proxy score computed",
+               "predicted-proxy": "proxy score predicted"}
+
+
 def plot_run(run, path: str | Path, budgets=None, samples: int = 16, gens=None, title: str = "") -> Path:
     """Accuracy vs latency (PNG): the run's table (measured accuracies, or proxy scores) and its Pareto front,
     and each budget's answer, marked measured or predicted and joined to its budget by a dotted line (so that
@@ -192,7 +196,7 @@ def plot_run(run, path: str | Path, budgets=None, samples: int = 16, gens=None, 
         sel = np.array([k == kind for k in kinds])
         n_arch = len({g.arch for g, s in zip(gens, sel) if s})
         ax.scatter(gl[sel], ga[sel], s=34, lw=1.2, zorder=4, **styles[kind],
-                   label=f"answers, {'score' if proxy else 'accuracy'} {kind} ({n_arch} architectures)")
+                   label=f"answers, {_KIND_WORDS[kind]} ({n_arch} architectures)")
     if len(gb) <= 12:  # which budgets each answer serves (one architecture may serve several)
         served: dict[tuple[float, float], list[int]] = {}
         for i, (a, la) in enumerate(zip(ga, gl)):
