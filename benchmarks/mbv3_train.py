@@ -118,9 +118,9 @@ def main(argv: list[str] | None = None) -> int:
         gen_archs = [space.coerce(r["arch"]) if isinstance(r["arch"], str) else space.validate(r["arch"])
                      for r in rows]
         true_lat = np.asarray(lat_src.latency_ms(gen_archs), dtype=np.float64)
-        budgets = np.array([float(r["budget"]) for r in rows])
-        pred_acc = np.array([float(r["predicted_accuracy"]) for r in rows])
-        pred_lat = np.array([float(r["predicted_latency_ms"]) for r in rows])
+        budgets = np.array([float(r["budget_ms"]) for r in rows])
+        pred_acc = np.array([float(r["accuracy"]) for r in rows])
+        pred_lat = np.array([float(r["latency_ms"]) for r in rows])
         return budgets, true_lat, pred_acc, pred_lat, gen_archs
 
     b_int, lat_int, acc_int, plat_int, archs_int = check(r_int)

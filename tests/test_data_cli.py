@@ -39,6 +39,18 @@ def test_info_json_reports_distinct_merges_and_range(use_mirror, capsys):
     assert info["license"] == "Apache-2.0"
 
 
+def test_info_shows_each_files_address_and_checksum(use_mirror, capsys):
+    from pnag.data.registry import get_dataset_info
+
+    assert main(["data", "info", "i7-8700k-lut"]) == 0
+    out = capsys.readouterr().out
+    f = get_dataset_info("i7-8700k-lut").files[0]
+    assert f"file {f.relpath}: {f.url} (sha256 {f.sha256})" in out
+    assert main(["data", "info", "i7-8700k-lut", "--json"]) == 0
+    files = json.loads(capsys.readouterr().out)["file_list"]
+    assert files == [{"path": f.relpath, "url": f.url, "sha256": f.sha256, "bytes": f.size}]
+
+
 def test_info_latency_ranges(use_mirror, capsys):
     assert main(["data", "info", "help-ofa-gpu", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)

@@ -1,6 +1,7 @@
 """``pnag train / generate / plot`` on a synthetic task, and every bad-input path (status 2, no traceback)."""
 
 import json
+import re
 
 import pytest
 
@@ -15,23 +16,41 @@ def trained(tmp_path_factory):
     syn.patch(mp.setattr)
     d = tmp_path_factory.mktemp("cli") / "run"
     lo, hi = syn.tiny_config().budgets
+    assert _train_small(mp, d, lo, hi) == 0
+    yield d, (lo, hi)
+    mp.undo()
+
+
+def _train_small(mp, d, lo, hi, *more) -> int:
+    """``pnag train`` on the synthetic task, its config shrunk for a fast test."""
     argv = ["train", "--space", "nb201", "--accuracy", "synthetic", "--latency", "synthetic",
             "--budgets", f"{lo}:{hi}", "--train-samples", "100", "--steps", "20", "--predictor-target", "identity",
-            "-q", "-o", str(d)]
+            "-q", "-o", str(d), *more]
     from pnag import search as T
 
     small = dict(budgets_per_step=4, samples_per_budget=4, predictor_epochs=10, predictor_hidden=16, ensemble=2,
                  ranker_steps=30, ranker_pool=100)
     real = T.TrainConfig
 
-    def config(**kw):  # the CLI's config, shrunk for a fast test
+    def config(**kw):
         return real(**{**kw, **small})
 
     mp.setattr("pnag.search.TrainConfig", config)
-    assert main(argv) == 0
-    mp.setattr("pnag.search.TrainConfig", real)
-    yield d, (lo, hi)
-    mp.undo()
+    try:
+        return main(argv)
+    finally:
+        mp.setattr("pnag.search.TrainConfig", real)
+
+
+def test_train_says_what_the_eval_budget_measured(tmp_path, monkeypatch, capsys):
+    syn.patch(monkeypatch.setattr)
+    lo, hi = syn.tiny_config().budgets
+    assert _train_small(monkeypatch, tmp_path / "run", lo, hi, "--eval-budget", "4") == 0
+    out = capsys.readouterr().out
+    rounds = [line for line in out.splitlines() if line.startswith("eval round ")]
+    assert [r.split(":")[0] for r in rounds] == [f"eval round {i}" for i in (1, 2, 3, 4)], out
+    assert all(re.search(r": \d+ architectures measured", r) for r in rounds), rounds
+    assert re.search(r"RMSE [0-9.]+ points of top-1 %", out), out
 
 
 def _err(capsys, argv, match):
@@ -53,10 +72,13 @@ def test_generate_json_and_table(trained, capsys):
     b = [round(fastest + 0.1, 3), round((fastest + hi) / 2, 3), round(hi, 3)]
     assert main(["generate", "--run", str(d), "--budgets", ",".join(map(str, b)), "--samples", "4", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert [o["budget"] for o in out] == b
+    assert [o["budget_ms"] for o in out] == b
     for o in out:
-        assert set(o) >= {"budget", "arch", "predicted_accuracy", "predicted_latency_ms", "madds_m"}
-        assert syn.true_latency([NB201Space().parse(o["arch"])])[0] <= o["budget"] + 1e-9
+        assert set(o) >= {"budget_ms", "arch", "accuracy", "accuracy_unit", "accuracy_is", "latency_ms", "latency_is",
+                          "madds_m"}
+        assert o["accuracy_unit"] == "%" and o["accuracy_is"] in ("measured", "predicted")
+        assert o["latency_is"] == "measured"  # the synthetic source prices whole cells, not a per-layer table
+        assert syn.true_latency([NB201Space().parse(o["arch"])])[0] <= o["budget_ms"] + 1e-9
     assert main(["generate", "--run", str(d), "--budget", str(b[1])]) == 0
     assert "budget_ms" in capsys.readouterr().out
     step = (hi - b[0]) / 4
@@ -79,6 +101,18 @@ def test_plot(trained, tmp_path, capsys):
     assert main(["plot", str(d), "-o", str(png)]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     _err(capsys, ["plot", str(d), "-o", str(tmp_path / "p.pdf")], ".png")
+    png2 = tmp_path / "p2.png"  # the run as a flag too, as pnag generate takes it
+    assert main(["plot", "--run", str(d), "-o", str(png2)]) == 0 and png2.read_bytes()[:4] == b"\x89PNG"
+    _err(capsys, ["plot", "-o", str(png2)], "allowed: pnag plot RUN or pnag plot --run RUN")
+    _err(capsys, ["plot", str(d), "--run", str(d), "-o", str(png2)], "the run given twice")
+
+
+def test_generate_table_labels_every_value(trained, capsys):
+    d, (lo, hi) = trained
+    capsys.readouterr()
+    assert main(["generate", "--run", str(d), "--budget", str(hi)]) == 0
+    header = capsys.readouterr().out.splitlines()[0].split()
+    assert header[:5] == ["budget_ms", "accuracy_%", "accuracy_is", "latency_ms", "latency_is"]
 
 
 def test_generate_bad_inputs(trained, tmp_path, capsys):

@@ -66,7 +66,9 @@ def dataset_summary(name: str, accuracy_on: str = "cifar10") -> dict:
     if name in list_datasets():
         info = get_dataset_info(name)
         reg = {"description": info.description, "license": info.license, "source": info.source,
-               "files": len(info.files), "bytes": info.total_bytes}
+               "files": len(info.files), "bytes": info.total_bytes,
+               "file_list": [{"path": f.relpath, "url": f.url, "sha256": f.sha256, "bytes": f.size}
+                             for f in info.files]}
     if name == "ofa-specialized":
         pts = load_ofa_specialized()
         lat = [p.latency_ms for p in pts if p.latency_ms is not None]
@@ -98,6 +100,8 @@ def _info(args: argparse.Namespace) -> int:
     print(f"{s['name']}: {s.get('description', s.get('provenance', ''))}")
     if "license" in s:
         print(f"  license: {s['license']}; source: {s['source']}; {s['files']} files, {s['bytes'] / 1e6:.2f} MB")
+        for f in s.get("file_list", []):  # where each file comes from and the checksum it is verified against
+            print(f"  file {f['path']}: {f['url']} (sha256 {f['sha256']})")
     if s["kind"] == "records":
         print(f"  records: {s['records']} ({s['distinct_architectures']} distinct architectures; "
               f"{s['rows_read']} rows read, {s['merged_repeats']} repeats merged by averaging)")

@@ -40,6 +40,7 @@ def register(subparsers) -> None:
     p.add_argument("--resolution", default=None, help="input resolution in pixels, 128..224")
     p.add_argument("--weights", default=None, metavar="FILE", help="local state-dict file to load (weights-only)")
     p.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=False,
-                   help="download the published weights of a zoo model (default: random weights)")
+                   help="download the published weights of a zoo model (default: random weights, so that export "
+                        "works offline; torch.hub.load's default is pretrained=True)")
     p.add_argument("--no-verify", action="store_true", help="skip the comparison with PyTorch")
     p.set_defaults(func=_export)

@@ -93,9 +93,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     if m["data"].get("resolution_note"):
         lines.append(f"input: {m['data']['resolution_note']}")
     if acc:
-        lines.append(f"accuracy predictor (held out): RMSE {acc['rmse']:.3f}, Kendall tau {acc['kendall_tau']:.3f}")
+        unit = "points of top-1 %" if m["data"].get("accuracy_unit", "%") == "%" else "score units"
+        lines.append(f"accuracy predictor (held out): RMSE {acc['rmse']:.3f} {unit}, Kendall tau "
+                     f"{acc['kendall_tau']:.3f}")
     if "ranker" in m:
         lines.append(f"ranker pair accuracy (held-out architectures): {m['ranker']['pair_accuracy']:.3f}")
+    for r in m.get("eval", []):  # --eval-budget: what each look-up round measured
+        if r.get("measured"):
+            lines.append(f"eval round {r['round']}: {r['measured']} architectures measured, mean accuracy "
+                         f"{r['mean_true']:.2f} % measured against {r['mean_predicted']:.2f} % predicted")
+        else:
+            lines.append(f"eval round {r['round']}: 0 architectures measured (no new proposal within the budgets)")
     lines.append(f"time: {sum(v for k, v in m['seconds'].items() if k != 'total_this_session'):.1f} s")
     print("\n".join(lines))
     return 0
@@ -103,6 +111,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from ..search import Run
+    from ._report import answer_header, answer_json, answer_rows
 
     if args.budget is not None:
         budgets = [args.budget]
@@ -112,14 +121,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
     run = Run.load(args.run)
     gens = run.generate(budgets, samples=args.samples, seed=args.seed,
                         mode="generator" if args.generator_only else "pnag")
+
     if args.json:
-        print_json([g.to_json() for g in gens])
+        print_json([answer_json(run, g) for g in gens])
     else:
-        rows = [[f"{g.budget:g}", f"{g.predicted_accuracy:.2f}", "measured" if g.measured else "predicted",
-                 f"{g.predicted_latency_ms:.3f}", "" if g.madds_m is None else f"{g.madds_m:.1f}",
-                 "" if g.resolution is None else str(g.resolution), g.origin, g.arch] for g in gens]
-        print(table(rows, ["budget_ms", "accuracy", "accuracy_is", "latency_ms", "madds_m", "resolution", "origin",
-                           "arch"]))
+        print(table(answer_rows(run, gens), answer_header(run)))
     return 0
 
 
@@ -131,8 +137,15 @@ def parse_resolutions(text: str) -> tuple[int, ...]:
     return check_resolutions(parts, "--resolutions")
 
 
-def plot_run(run, path: str | Path, budgets=None, samples: int = 16) -> Path:
-    """Accuracy vs latency: the training data, its Pareto front and generated architectures (PNG)."""
+_KIND_WORDS = {"measured": "accuracy measured", "predicted": "accuracy predicted", "proxy": "proxy score computed",
+               "predicted-proxy": "proxy score predicted"}
+
+
+def plot_run(run, path: str | Path, budgets=None, samples: int = 16, gens=None, title: str = "") -> Path:
+    """Accuracy vs latency (PNG): the run's table (measured accuracies, or proxy scores) and its Pareto front,
+    and each budget's answer, marked measured or predicted and joined to its budget by a dotted line (so that
+    an architecture answering several budgets shows each of them). ``gens``: the answers when already
+    generated for ``budgets``; ``title``: a first title line (the device and the sources follow)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -140,9 +153,11 @@ def plot_run(run, path: str | Path, budgets=None, samples: int = 16) -> Path:
 
     import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.transforms import blended_transform_factory
 
     from .._io import atomic_open
     from ..search.pareto import pareto_front
+    from ._report import accuracy_kind, device_words, is_proxy, latency_kind
 
     path = Path(path)
     if path.suffix.lower() != ".png":
@@ -152,27 +167,60 @@ def plot_run(run, path: str | Path, budgets=None, samples: int = 16) -> Path:
     lo, hi = run.budget_range
     if budgets is None:
         budgets = np.linspace(max(lo, run.min_latency_ms), hi, 30)
-    gens = run.generate(budgets, samples=samples)
+    if gens is None:
+        gens = run.generate(budgets, samples=samples)
+    proxy, lat_is = is_proxy(run), latency_kind(run)
+    table_is = accuracy_kind(run, True)
     front = pareto_front(acc, lat)
     order = np.argsort(lat[front])
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    ax.scatter(lat, acc, s=6, c="0.7", label=f"measured ({len(acc)})")
-    ax.plot(lat[front][order], acc[front][order], "-", c="0.3", lw=1, label="measured Pareto front")
-    ax.scatter([g.predicted_latency_ms for g in gens], [g.predicted_accuracy for g in gens], s=22, c="C3",
-               marker="D", label="generated (one per budget)", zorder=3)
-    for g in gens:
-        ax.plot([g.budget, g.budget], [g.predicted_accuracy - 0.15, g.predicted_accuracy + 0.15], c="C3", lw=0.6, alpha=0.4)
-    ax.axvspan(lo, hi, color="C0", alpha=0.06, label="trained budget range")
-    unit = run.metrics.get("data", {}).get("accuracy_unit", "%")
-    ax.set_xlabel(f"latency (ms, {run.config.latency})")
-    ax.set_ylabel(f"accuracy ({unit}, {run.config.accuracy})")
-    sel = acc >= np.quantile(acc, 0.05)
-    ax.set_ylim(float(acc[sel].min()) - 0.5, max(float(acc.max()), max(g.predicted_accuracy for g in gens)) + 0.5)
-    ax.legend(fontsize=8, loc="lower right")
+    fig, ax = plt.subplots(figsize=(8, 5.2), dpi=120)
+    what = "proxy score" if proxy else f"{table_is} top-1"
+    ax.scatter(lat, acc, s=6, c="0.72", label=f"{what} of {len(acc)} architectures (latency: {lat_is})")
+    ax.plot(lat[front][order], acc[front][order], "-", c="0.3", lw=1, label=f"Pareto front of these ({what})")
+    ga = np.array([g.predicted_accuracy for g in gens])
+    gl = np.array([g.predicted_latency_ms for g in gens])
+    gb = np.array([g.budget for g in gens])
+    kinds = [accuracy_kind(run, g.measured) for g in gens]
+    trans = blended_transform_factory(ax.transData, ax.transAxes)
+    for i, (b, a, la) in enumerate(zip(gb, ga, gl)):  # every budget: a tick, and a dotted line to its answer
+        ax.plot([b, b], [0, 0.04], c="C0", lw=1.2, transform=trans, zorder=2)
+        ax.plot([la, b], [a, a], ":", c="C0", lw=0.9, zorder=2)
+        if len(gb) <= 12:
+            ax.text(b, 0.05, str(i + 1), transform=trans, ha="center", va="bottom", fontsize=7, color="C0")
+    ax.plot([], [], ":", c="C0", marker="|", label=f"budgets 1-{len(gb)} (ticks) and their answers (dotted)")
+    styles = {"measured": dict(marker="o", facecolors="C2", edgecolors="k"),
+              "proxy": dict(marker="o", facecolors="C2", edgecolors="k"),
+              "predicted": dict(marker="D", facecolors="none", edgecolors="C3"),
+              "predicted-proxy": dict(marker="D", facecolors="none", edgecolors="C3")}
+    for kind in dict.fromkeys(kinds):
+        sel = np.array([k == kind for k in kinds])
+        n_arch = len({g.arch for g, s in zip(gens, sel) if s})
+        ax.scatter(gl[sel], ga[sel], s=34, lw=1.2, zorder=4, **styles[kind],
+                   label=f"answers, {_KIND_WORDS[kind]} ({n_arch} architectures)")
+    if len(gb) <= 12:  # which budgets each answer serves (one architecture may serve several)
+        served: dict[tuple[float, float], list[int]] = {}
+        for i, (a, la) in enumerate(zip(ga, gl)):
+            served.setdefault((round(float(la), 6), round(float(a), 6)), []).append(i + 1)
+        for (la, a), ids in served.items():
+            ax.annotate(",".join(map(str, ids)), (la, a), xytext=(-4, 5), textcoords="offset points", fontsize=7,
+                        ha="right", color="C3" if "predicted" in kinds[ids[0] - 1] else "C2")
+    ax.axvspan(lo, hi, color="C0", alpha=0.06, label=f"trained budget range {lo:g}..{hi:g} ms")
+    ax.set_xlabel(f"latency (ms, {lat_is}: {run.config.latency})")
+    ax.set_ylabel(f"{run.config.accuracy.split(':', 1)[-1]} score (proxy, not an accuracy)" if proxy
+                  else f"ImageNet top-1 accuracy (%, {table_is} in the table)" if table_is == "measured"
+                  else "top-1 accuracy (%, predicted)")
+    # keep the whole front and every answer in view; the cloud below the front may be cut
+    view = np.concatenate([acc[front], ga])
+    pad = 0.06 * float(np.ptp(view) or 1.0)
+    ax.set_ylim(float(view.min()) - 3 * pad, float(max(view.max(), acc.max())) + 2 * pad)
+    device = device_words(run.lat_source.source)
+    head = title or f"{len(gb)} budgets, {lo:g}..{hi:g} ms"
+    ax.set_title(f"{head}\nlatency: {run.config.latency} = {device}\naccuracy: {run.config.accuracy} ({what} "
+                 f"of {len(acc)}{'' if proxy else ' architectures'})", fontsize=8)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
     buf = io.BytesIO()
-    fig.savefig(buf, format="png")
+    fig.savefig(buf, format="png", bbox_inches="tight")
     plt.close(fig)
     with atomic_open(path, "wb") as fh:
         fh.write(buf.getvalue())
@@ -183,7 +231,10 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from ..search import Run
 
     check_output_path(args.output, "-o/--output")
-    run = Run.load(args.run)
+    if (args.run is None) == (args.run_flag is None):
+        raise PnagError(f"plot: the run given {'twice' if args.run else 'nowhere'}; allowed: pnag plot RUN or "
+                        "pnag plot --run RUN")
+    run = Run.load(args.run or args.run_flag)
     print(plot_run(run, args.output))
     return 0
 
@@ -195,7 +246,9 @@ def register(sub) -> None:
     p.add_argument("--accuracy", default="dataset:ofa-mbv3-w1.0-imagenet",
                    help="dataset:NAME, nb201:cifar10|cifar100|ImageNet16-120, ofa-predictor or proxy:NAME")
     p.add_argument("--latency", default="lut:i7-8700k",
-                   help="lut:FILE, lut:note10, lut:i7-8700k, nb201:DEVICE, table:help-ofa-gpu:GPU_BATCH or local")
+                   help="lut:FILE, lut:note10, lut:i7-8700k, nb201:DEVICE, table:help-ofa-gpu:GPU_BATCH, "
+                        "measure:BACKEND or local (default lut:i7-8700k, a published table, so that a run is the same "
+                        "on every machine; pnag search defaults to local, this machine)")
     p.add_argument("--budgets", required=True, help="budget range LO:HI in ms")
     p.add_argument("--train-samples", type=positive_int("--train-samples", MAX_ARCH_SAMPLES), default=None)
     p.add_argument("--latency-samples", type=positive_int("--latency-samples", MAX_ARCH_SAMPLES), default=None)
@@ -240,7 +293,8 @@ def register(sub) -> None:
     g.set_defaults(func=cmd_generate)
 
     pl = sub.add_parser("plot", help="plot accuracy vs latency of a run (PNG)")
-    pl.add_argument("run")
+    pl.add_argument("run", nargs="?", help="the run directory (or --run RUN, as pnag generate takes it)")
+    pl.add_argument("--run", dest="run_flag", metavar="RUN", default=None, help="the run directory")
     pl.add_argument("-o", "--output", required=True)
     pl.set_defaults(func=cmd_plot)
 

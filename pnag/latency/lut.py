@@ -423,10 +423,11 @@ def profile_lut(backend: str | Backend = "torch", threads: int | None = None, wi
             data["profile_s"] = prev_s + time.perf_counter() - t_start
             write_json_atomic(out_path, data)
 
-        from tqdm import tqdm
+        from .._progress import Progress
 
-        bar = tqdm(total=total, initial=reused, desc=f"profile {be.name} w{width} r{'/'.join(map(str, res))}",
-                   unit="timing", disable=_no_progress(progress), leave=False)
+        bar = Progress(total, f"profile {be.name} w{width} r{'/'.join(map(str, res))}", progress, initial=reused,
+                       unit="timing")
+        summary = ""
         try:
             with runner_pool(be, threads) as runner:
                 for r in range(rounds):
@@ -452,8 +453,9 @@ def profile_lut(backend: str | Backend = "torch", threads: int | None = None, wi
                 data["corrections"][str(r)] = {"a": a, "b": b, "n": len(mine)}
             data["correction_note"] = CORRECTION_NOTE
             data["complete"] = True
+            summary = f"table {out_path}"
         finally:
-            bar.close()
+            bar.close(summary)
             save()
         return ProfileReport(LUT(data, out_path), measured, reused, time.perf_counter() - t_start)
 
@@ -485,9 +487,10 @@ def _add_round(rec: dict, median_ms: float, runs: int) -> None:
 
 
 def _no_progress(progress: bool | None) -> bool:
-    import sys
+    """True when a bar for ``progress`` would not be shown (see :mod:`pnag._progress`)."""
+    from .._progress import shows
 
-    return not sys.stderr.isatty() if progress is None else not progress
+    return not shows(progress)
 
 
 LOCAL_ROUNDS, LOCAL_CALIBRATION = 5, 10

@@ -19,7 +19,6 @@ and the generator from its last checkpoint):
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -43,11 +42,12 @@ from .run import Run, RunModels, config_document, read_config
 RANKER_HOLDOUT = 0.2  # fraction of the ranker's architectures held out to report its pair accuracy
 
 
-def progress_bar(total: int, initial: int, enabled: bool, desc: str):
-    from tqdm import tqdm
+def progress_bar(total: int, initial: int, enabled: bool | None, desc: str):
+    """``enabled`` True: a bar on a terminal, a line every 15 s elsewhere, a summary line at the end;
+    None: the bar on a terminal only; False: nothing (:class:`pnag._progress.Progress`)."""
+    from .._progress import Progress
 
-    return tqdm(total=total, initial=initial, desc=desc, disable=not (enabled and sys.stderr.isatty()),
-                file=sys.stderr, leave=False)
+    return Progress(total, desc, enabled, initial=initial, unit="step")
 
 
 # -- stages ------------------------------------------------------------------------------------------
