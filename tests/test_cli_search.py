@@ -9,7 +9,7 @@ import numpy as np
 
 from pnag.cli import main
 from pnag.data import readers
-from pnag.latency.sources import get_latency_source
+from pnag.sources import get_latency_source
 from pnag.space import MBV3Space
 
 

@@ -59,7 +59,8 @@ def register(sub) -> None:
 
 
 def _collect(args: argparse.Namespace) -> int:
-    from ..data.collect import CollectConfig, collect
+    from ..collect import collect
+    from ..data.collection import CollectConfig
     from ..errors import PnagError
 
     cfg = CollectConfig(space=args.space, samples=args.samples, seed=args.seed, width=args.width,

@@ -27,7 +27,7 @@ FALLBACK_SAMPLES = 150
 
 def _resolve_accuracy(args: argparse.Namespace, space) -> tuple[str, str | None]:
     """The accuracy spec to use and, when it is a fallback, a plain note saying why."""
-    from ..search.sources import get_accuracy_source
+    from ..sources import get_accuracy_source
 
     if args.accuracy:
         return args.accuracy, None
@@ -44,7 +44,7 @@ def _resolve_accuracy(args: argparse.Namespace, space) -> tuple[str, str | None]
 def _default_budgets(acc_spec: str, lat_spec: str, space, train_samples: int | None) -> tuple[float, float]:
     """Budget range (ms): 10 %..90 % of the latencies of the measured architectures (dataset sources) or
     of 1,000 uniformly sampled ones (other sources, which would otherwise be scored twice)."""
-    from ..search.sources import VectorLatency, get_accuracy_source, get_latency_source
+    from ..sources import VectorLatency, get_accuracy_source, get_latency_source
     from ..search.indices import canonical
 
     import torch

@@ -6,10 +6,9 @@ last line, which the next run detects and drops. A resumed run regenerates the s
 sequence from the seed and skips what the file already holds, so it never repeats work and ends
 with exactly ``samples`` distinct records.
 
-Accuracy sources are pluggable: :func:`register_accuracy_source` maps a spec prefix (``proxy``,
-``nb201``, ``supernet``) to a factory. Latency sources are callables
-``latency_ms(archs) -> ndarray`` (NaN where they cannot price) or spec strings resolved by
-``pnag.latency.sources.get_latency_source`` when that module is present.
+The file format is :mod:`pnag.data.collection`. Accuracy and latency sources are named as for every
+command (:mod:`pnag.sources`): a spec, a registered prefix (:func:`pnag.sources.register_accuracy_source`)
+or a Python object; a latency source may give NaN where it cannot price.
 
 Under ``torchrun --nproc_per_node N -m pnag collect ...`` rank 0 alone reads, repairs, writes and
 prices; it hands every rank the next architecture, so a *collective* accuracy source (``supernet``,
@@ -22,114 +21,22 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .._io import exclusive_writer
-from ..errors import DataError, PnagError, allowed
-from .records import Accuracy, Arch, Dataset, Latency, Record, make_dataset, record_from_dict, record_to_dict
-
-FORMAT_VERSION = 1
-SPACES = ("mbv3", "nb201")
-
-
-# -- accuracy sources ----------------------------------------------------------------------------------
-@dataclass
-class AccuracySource:
-    """Gives each architecture an accuracy (value in ``unit``; NaN where it has none).
-
-    ``fn(archs) -> ndarray``; ``unit`` is "fraction", "%" or "score" (a proxy); ``measured_on`` says on
-    what (e.g. ``imagenet-val``, ``proxy:synflow seed 0``)."""
-
-    name: str
-    fn: Callable[[Sequence[Arch]], np.ndarray]
-    unit: str
-    measured_on: str
-    collective: bool = False  # under torchrun every rank must call fn with the same archs, in order
-
-    def accuracy(self, archs: Sequence[Arch]) -> np.ndarray:
-        return np.asarray(self.fn(list(archs)), dtype=np.float64).reshape(-1)
+from ._io import exclusive_writer
+from .data.collection import CollectConfig, make_space, read_collection
+from .data.join import price
+from .data.records import Accuracy, Arch, Latency, Record, record_to_dict
+from .errors import DataError, PnagError
+from .sources import AccuracySource, get_accuracy_source, get_latency_source
 
 
-AccuracyFactory = Callable[[str, Any, dict], AccuracySource]
-_ACCURACY_SOURCES: dict[str, AccuracyFactory] = {}
-
-
-def register_accuracy_source(prefix: str, factory: AccuracyFactory) -> None:
-    """Make ``--accuracy PREFIX:REST`` available: ``factory(rest, space, options) -> AccuracySource``.
-
-    ``options`` carries free-form settings from the caller (e.g. ``{"imagenet": DIR}`` from the CLI,
-    ``seed``, ``proxy_config``)."""
-    if not prefix or ":" in prefix:
-        raise PnagError(f"accuracy source prefix: {prefix!r} is not allowed; allowed: a non-empty name without ':'")
-    _ACCURACY_SOURCES[prefix] = factory
-
-
-def accuracy_source_prefixes() -> list[str]:
-    _register_builtin()
-    return sorted(_ACCURACY_SOURCES)
-
-
-def get_accuracy_source(spec: str, space: Any, options: dict | None = None) -> AccuracySource | None:
-    """The accuracy source for ``spec`` (``none`` gives None)."""
-    _register_builtin()
-    if spec in (None, "", "none"):
-        return None
-    prefix, _, rest = spec.partition(":")
-    if prefix not in _ACCURACY_SOURCES:
-        raise PnagError(f"--accuracy: {spec!r} is not known; allowed: none or "
-                        f"{allowed([p + ':...' for p in sorted(_ACCURACY_SOURCES)])}")
-    return _ACCURACY_SOURCES[prefix](rest, space, dict(options or {}))
-
-
-def _proxy_factory(rest: str, space: Any, options: dict) -> AccuracySource:
-    from ..predict.proxies import ProxyConfig, check_proxy, proxy_scores
-
-    name = check_proxy(rest)
-    if getattr(space, "name", "") != "mbv3":
-        raise PnagError(f"--accuracy proxy:{name}: proxies run on MobileNetV3 networks; allowed with --space mbv3")
-    seed = int(options.get("seed", 0))
-    cfg = options.get("proxy_config") or ProxyConfig()
-    return AccuracySource(f"proxy:{name}", lambda archs: proxy_scores(name, archs, seed=seed, config=cfg, progress=False),
-                          "score", f"proxy:{name} (seed {seed})")
-
-
-def _nb201_factory(rest: str, space: Any, options: dict) -> AccuracySource:
-    from .nb201 import check_nb201_dataset, load_nb201
-
-    on = check_nb201_dataset(rest or "cifar10")
-    if getattr(space, "name", "") != "nb201":
-        raise PnagError(f"--accuracy nb201:{on}: a NAS-Bench-201 table; allowed with --space nb201")
-
-    def fn(archs):
-        t = load_nb201()
-        return t.accuracy(on)[[t.index_of(a) for a in archs]]
-
-    return AccuracySource(f"nb201:{on}", fn, "%", f"{on}-test (200 epochs)")
-
-
-def _supernet_factory(rest: str, space: Any, options: dict) -> AccuracySource:
-    """``supernet:CKPT|random``: top-1 (%) on ImageNet val with inherited weights (pnag.evaluate)."""
-    from ..evaluate.imagenet import supernet_accuracy_factory  # lazily: the evaluation stack is heavy
-
-    src = supernet_accuracy_factory(rest, space, options)
-    src.collective = True  # it shards images over the torchrun ranks and sums counts
-    return src
-
-
-def _register_builtin() -> None:
-    _ACCURACY_SOURCES.setdefault("proxy", _proxy_factory)
-    _ACCURACY_SOURCES.setdefault("nb201", _nb201_factory)
-    _ACCURACY_SOURCES.setdefault("supernet", _supernet_factory)
-
-
-# -- latency sources -----------------------------------------------------------------------------------
 @dataclass
 class _Latency:
     name: str
@@ -137,131 +44,17 @@ class _Latency:
     kind: str  # measured | lut | published-table
 
 
-def _latency_kind(spec: str) -> str:
-    head = spec.split(":", 1)[0]
-    return {"lut": "lut", "local": "lut", "table": "published-table", "nb201": "published-table"}.get(head, "measured")
-
-
 def resolve_latency(src: Any, space: Any) -> _Latency:
-    """A latency source from a spec string (via pnag.latency, if installed), a callable, or an object
-    with ``.latency_ms``."""
-    if isinstance(src, str):
-        try:
-            from ..latency.sources import get_latency_source
-        except ImportError:
-            raise PnagError(f"latency source {src!r}: pnag.latency is not available; allowed: none") from None
-        obj = get_latency_source(src, space)
-        return _Latency(getattr(obj, "name", src) or src, obj.latency_ms, _latency_kind(src))
-    fn = src.latency_ms if hasattr(src, "latency_ms") else src
-    if not callable(fn):
-        raise PnagError(f"latency source: {src!r} is neither a spec, a callable nor an object with .latency_ms")
-    name = getattr(src, "name", None) or getattr(src, "__name__", None) or type(src).__name__
-    return _Latency(str(name), fn, getattr(src, "kind", "measured"))
+    """A latency source from a spec, an object with ``.latency_ms`` or a callable
+    (:func:`pnag.sources.get_latency_source`), with the name and kind its records carry."""
+    obj = get_latency_source(src, space)
+    name = getattr(obj, "name", None) or (src if isinstance(src, str) else getattr(src, "__name__", None)) \
+        or type(src).__name__
+    return _Latency(str(name), obj.latency_ms, str(getattr(obj, "kind", "measured")))
 
 
 def _price(lat: _Latency, archs: Sequence[Arch]) -> np.ndarray:
-    from .join import price
-
     return price(archs, lat.fn)[0]
-
-
-# -- settings and the file ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class CollectConfig:
-    """What to collect. ``latency`` / ``stratify_by`` are spec strings (see pnag.latency) or names of
-    callables passed to :func:`collect`; ``pool`` candidates are priced for stratification
-    (default ``max(20 * samples, 2000)``); ``strata`` latency bins (default ``min(samples, 10)``)."""
-
-    space: str = "mbv3"
-    samples: int = 100
-    seed: int = 0
-    width: float | None = None
-    resolution: int | None = None
-    accuracy: str = "none"
-    latency: tuple[str, ...] = ()
-    stratify_by: str | None = None
-    pool: int | None = None
-    strata: int | None = None
-    proxy_batch: int = 8
-    proxy_resolution: int = 96
-
-    def __post_init__(self) -> None:
-        if self.space not in SPACES:
-            raise PnagError(f"--space: {self.space!r} is not known; allowed: {allowed(SPACES)}")
-        if not isinstance(self.samples, int) or self.samples < 1:
-            raise PnagError(f"--samples: {self.samples!r} is not allowed; allowed: an integer >= 1")
-        if self.space == "nb201" and (self.width is not None or self.resolution is not None):
-            raise PnagError("--width/--resolution: not part of the nb201 space; allowed only with --space mbv3")
-        held = math.prod(len(c) for c in make_space(self).decision_choices)  # distinct archs at most
-        if self.samples > held:  # else the candidate stream would never end
-            raise PnagError(f"--samples: {self.samples} is more than the {held} architectures of the {self.space} "
-                            f"space; allowed: 1..{held}")
-
-    def header(self) -> dict:
-        d = asdict(self)
-        d["latency"] = list(self.latency)
-        return {"pnag_collect": FORMAT_VERSION, **d}
-
-
-def make_space(cfg: CollectConfig):
-    from ..space import get_space
-
-    if cfg.space == "mbv3":
-        kw = {k: v for k, v in (("width", cfg.width), ("resolution", cfg.resolution)) if v is not None}
-        return get_space("mbv3", **kw)
-    return get_space("nb201")
-
-
-def read_collection(path: str | os.PathLike, repair: bool = False) -> tuple[dict | None, list[Record]]:
-    """Header and records of a collection file. A torn last line (no newline or not JSON) is ignored,
-    and with ``repair`` cut off the file; any other bad line raises DataError naming it."""
-    path = Path(path)
-    if not path.exists():
-        return None, []
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:  # a folder, no permission
-        raise DataError(f"collection file {path}: cannot be read ({exc.strerror or exc}); allowed: a file written "
-                        "by `pnag collect`") from None
-    lines = raw.split(b"\n")
-    tail = lines.pop()  # b"" when the file ends with a newline
-    good_end = len(raw) - len(tail)
-    parsed: list[dict] = []
-    for i, line in enumerate(lines):
-        try:
-            parsed.append(json.loads(line))
-        except (ValueError, RecursionError):  # not JSON or not UTF-8; nested or long beyond Python's limits
-            if i == len(lines) - 1 and not tail:  # a torn last line that happened to end in "\n"
-                good_end -= len(line) + 1
-                break
-            raise DataError(f"{path} line {i + 1}: not valid JSON; the collection file is damaged "
-                            "(only a torn last line is repaired automatically)") from None
-    if repair and good_end < len(raw):
-        with open(path, "r+b") as fh:
-            fh.truncate(good_end)
-            fh.flush()
-            os.fsync(fh.fileno())
-    if not parsed:
-        return None, []
-    header = parsed[0]
-    if not isinstance(header, dict) or header.get("pnag_collect") != FORMAT_VERSION:
-        raise DataError(f"{path}: first line is not a pnag collection header; allowed: a file written by "
-                        "`pnag collect` (or choose a new --out)")
-    recs = []
-    for i, d in enumerate(parsed[1:], start=2):
-        try:
-            recs.append(record_from_dict(d))
-        except PnagError as exc:
-            raise DataError(f"{path} line {i}: {exc}") from None
-    return header, recs
-
-
-def load_collection(path: str | os.PathLike) -> Dataset:
-    """A collection file as a :class:`Dataset`."""
-    header, recs = read_collection(path)
-    if header is None:
-        raise DataError(f"{path}: empty or missing collection file")
-    return make_dataset(Path(path).stem, recs, provenance=f"pnag collect {json.dumps(header)}")
 
 
 # -- the candidate sequence ------------------------------------------------------------------------------
@@ -328,7 +121,7 @@ class CollectResult:
 def _on_main(ctx, fn: Callable[[], Any]) -> Any:
     """Run ``fn`` on rank 0 and hand its JSON result to every rank; an error there is raised on every
     rank (so no rank waits forever for a rank that failed)."""
-    from ..evaluate.distributed import broadcast_json
+    from .evaluate.distributed import broadcast_json
 
     value = err = None
     if ctx.is_main:
@@ -354,7 +147,7 @@ def collect(cfg: CollectConfig, out: str | os.PathLike, latency_sources: dict[st
     default auto: gloo on CPU, nccl on CUDA); rank 0 alone writes. One process at a time writes
     ``out``: a second ``collect`` on it raises a PnagError naming the first (:func:`exclusive_writer`).
     """
-    from ..evaluate.distributed import init_distributed, shutdown
+    from .evaluate.distributed import init_distributed, shutdown
 
     ctx = init_distributed((accuracy_options or {}).get("device", "auto"))
     try:
@@ -394,11 +187,12 @@ def _collect(ctx, cfg: CollectConfig, out: Path, extra: dict, accuracy_options: 
     result = CollectResult(out, state["done"], 0, state["done"], state["torn"], rank=ctx.rank)
     if state["done"] >= cfg.samples:
         return result
-    from ..predict.proxies import ProxyConfig
+    from .predict.proxies import ProxyConfig
 
-    opts = {"seed": cfg.seed, "proxy_config": ProxyConfig(batch_size=cfg.proxy_batch, resolution=cfg.proxy_resolution),
+    opts = {"seed": cfg.seed, "progress": False,
+            "proxy_config": ProxyConfig(batch_size=cfg.proxy_batch, resolution=cfg.proxy_resolution),
             **(accuracy_options or {})}
-    acc_src = get_accuracy_source(cfg.accuracy, space, opts)  # every rank: a collective source joins here
+    acc_src = get_accuracy_source(cfg.accuracy, space, opts, optional=True)  # every rank: a collective source joins here
     shared = ctx.distributed and acc_src is not None and acc_src.collective
     if ctx.distributed and not shared:  # nothing to share: rank 0 does all the work
         if not ctx.is_main:
@@ -471,7 +265,7 @@ def _measure(arch: Arch, space, acc_src: AccuracySource | None, acc_value: float
     """The record of ``arch``: cost, latency from each source, and the accuracy ``acc_src`` gave it."""
     madds = params = None
     if space.name == "mbv3":
-        from ..nn.cost import arch_cost
+        from .nn.cost import arch_cost
 
         c = arch_cost(arch)
         madds, params = c.madds, c.params
@@ -488,6 +282,4 @@ def _measure(arch: Arch, space, acc_src: AccuracySource | None, acc_value: float
     return Record(arch, acc, lat, madds, params, source="pnag collect")
 
 
-__all__ = ["CollectConfig", "CollectResult", "AccuracySource", "register_accuracy_source", "get_accuracy_source",
-           "accuracy_source_prefixes", "collect", "read_collection", "load_collection", "stratified_order",
-           "resolve_latency"]
+__all__ = ["CollectResult", "collect", "stratified_order", "resolve_latency"]
