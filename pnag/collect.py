@@ -192,7 +192,10 @@ def _collect(ctx, cfg: CollectConfig, out: Path, extra: dict, accuracy_options: 
     opts = {"seed": cfg.seed, "progress": False,
             "proxy_config": ProxyConfig(batch_size=cfg.proxy_batch, resolution=cfg.proxy_resolution),
             **(accuracy_options or {})}
-    acc_src = get_accuracy_source(cfg.accuracy, space, opts, optional=True)  # every rank: a collective source joins here
+    # every rank: a collective source joins here; one that scores no new architecture is refused before any write
+    acc_src = get_accuracy_source(cfg.accuracy, space, opts, optional=True)
+    if acc_src is not None:
+        acc_src.check_scores()
     shared = ctx.distributed and acc_src is not None and acc_src.collective
     if ctx.distributed and not shared:  # nothing to share: rank 0 does all the work
         if not ctx.is_main:
@@ -205,8 +208,8 @@ def _collect(ctx, cfg: CollectConfig, out: Path, extra: dict, accuracy_options: 
     def prepare() -> None:
         prep["lats"] = [resolve_latency(extra.get(s, s), space) for s in cfg.latency]
         if cfg.stratify_by:
-            prep["order"] = iter(stratified_order(space, cfg, resolve_latency(extra.get(cfg.stratify_by, cfg.stratify_by),
-                                                                              space)))
+            by = resolve_latency(extra.get(cfg.stratify_by, cfg.stratify_by), space)
+            prep["order"] = iter(stratified_order(space, cfg, by))
         else:
             prep["order"] = _uniform_stream(space, cfg.seed)
         if not state["header"]:

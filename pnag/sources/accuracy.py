@@ -72,13 +72,17 @@ class AccuracySource:
     def name(self) -> str:
         return self.spec
 
-    def accuracy(self, archs: Sequence) -> np.ndarray:
-        """The value (``unit``, float64 ``(len(archs),)``) of each architecture."""
+    def check_scores(self) -> "AccuracySource":
+        """This source, when it can score any architecture (else a :class:`PnagError` saying so)."""
         if self.score is None:
             raise PnagError(f"--accuracy {self.spec}: gives the accuracy of its own records only, not of new "
                             "architectures; allowed here: a source that scores any architecture (ofa-predictor, "
                             "proxy:NAME, nb201:DATASET, supernet:CKPT or a Python function)")
-        return np.asarray(self.score(list(archs)), dtype=np.float64).reshape(-1)
+        return self
+
+    def accuracy(self, archs: Sequence) -> np.ndarray:
+        """The value (``unit``, float64 ``(len(archs),)``) of each architecture."""
+        return np.asarray(self.check_scores().score(list(archs)), dtype=np.float64).reshape(-1)
 
 
 AccuracyFactory = Callable[[str, Any, dict], AccuracySource]
@@ -218,8 +222,8 @@ def _nb201_source(rest: str, space: Any, exact: bool) -> AccuracySource:
     on = f"{dataset}-test (200 epochs)"
     if exact:
         by_code = torch.as_tensor(acc, dtype=torch.float64)
-        return AccuracySource(spec, "%", table, measure=measure, model=lambda idx: by_code[mixed_radix_codes(space, idx)],
-                              note=f"NAS-Bench-201 {dataset} 200-epoch test accuracy, the whole table as the model",
+        return AccuracySource(spec, "%", table, measure=measure,
+                              model=lambda idx: by_code[mixed_radix_codes(space, idx)], note=f"NAS-Bench-201 {dataset} 200-epoch test accuracy, the whole table as the model",
                               measured_on=on)
     return AccuracySource(spec, "%", table, measure=measure, note=f"NAS-Bench-201 {dataset} 200-epoch test accuracy",
                           measured_on=on)
