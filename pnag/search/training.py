@@ -33,12 +33,12 @@ from .._io import torch_save_atomic
 from ..errors import BudgetError, PnagError
 from ..predict.mlp import MLPPredictor, PredictorConfig
 from ..predict.ranker import ParetoRanker
-from .. import sources
 from .archive import BudgetArchive, offspring
 from .config import TrainConfig
 from .indices import canonical, index_keys, random_indices
 from .policy import policy_gradient_step
 from .rewards import mnas_reward, tunas_reward
+from .. import sources
 from .run import Run, RunModels, config_document, read_config
 
 RANKER_HOLDOUT = 0.2  # fraction of the ranker's architectures held out to report its pair accuracy
