@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from ..errors import PnagError, allowed
+from ..latency.base import check_covers
 from .accuracy import AccuracySource
 
 
@@ -43,6 +44,8 @@ def resolve_resolutions(config, acc_source: AccuracySource, lat_source: Any, req
     if requested is not None:
         bad = [r for r in cands if r not in ok]
         if bad:
+            if lat_cov == ():  # a table for another network (width): it says what it describes
+                check_covers(lat_source, width, bad)
             raise PnagError(f"--resolutions: {bad[0]} is not covered by the sources; {covers}; allowed: "
                             f"{allowed(ok) or 'none of those asked'}")
         return tuple(ok), f"resolution searched over {allowed(ok)}" if len(ok) > 1 else f"resolution fixed at {ok[0]}"
