@@ -178,7 +178,9 @@ def test_a_second_writer_is_refused_in_process(tmp_path):
 
 
 def test_two_collect_processes_on_one_out(tmp_path):
-    out, n = tmp_path / "c.jsonl", 8
+    # 40: the first is still at work (some 0.2 s a record) when the second has started (some 1.5 s); with 8 the
+    # two raced, and under load the first could finish before the second asked for the file
+    out, n = tmp_path / "c.jsonl", 40
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     first = subprocess.Popen(_cmd(out, n), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
