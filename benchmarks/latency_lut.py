@@ -44,10 +44,11 @@ sys.path.insert(0, str(ROOT))
 
 from pnag import zoo  # noqa: E402
 from pnag._io import atomic_open, write_json_atomic, write_text_atomic  # noqa: E402
-from pnag.latency import (MeasureProtocol, get_latency_source, profile_lut, validate_lut)  # noqa: E402
+from pnag.latency import MeasureProtocol, profile_lut, validate_lut  # noqa: E402
 from pnag.latency.backends import cpu_model  # noqa: E402
 from pnag.latency.measure import available_cores  # noqa: E402
-from pnag.latency.sources import cache_dir  # noqa: E402
+from pnag.latency.base import cache_dir  # noqa: E402
+from pnag.sources import get_latency_source  # noqa: E402
 
 DATE = "2026-12-02"
 TARGETS = {"build_s": 300.0, "median_abs_error_pct": 5.0, "kendall_tau": 0.9}

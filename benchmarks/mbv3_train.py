@@ -42,7 +42,7 @@ import torch
 
 from pnag._io import write_text_atomic
 from pnag.search.pareto import hypervolume_2d, pareto_front
-from pnag.search.sources import get_accuracy_source, get_latency_source
+from pnag.sources import get_accuracy_source, get_latency_source
 from pnag.space import MBV3Space
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from pnag.predict.mlp import MLPPredictor, PredictorConfig, kendall_tau
-from pnag.search.sources import NB201Lookup
+from pnag.sources import NB201Lookup
 from pnag.space import NB201Space
 from pnag.space.nb201 import OPS
 

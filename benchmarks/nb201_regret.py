@@ -57,7 +57,7 @@ from pnag.search.baselines import (
     refine_with_measurements,
 )
 from pnag.search.pareto import best_within_budgets
-from pnag.search.sources import NB201Lookup, get_accuracy_source
+from pnag.sources import NB201Lookup, get_accuracy_source
 from pnag.space import NB201Space
 
 N_BUDGETS = 20

@@ -67,7 +67,7 @@ def _header(title: str, argv, args) -> list[str]:
 
 # -- MobileNetV3 -------------------------------------------------------------------------------------
 def mbv3(args, argv) -> str:
-    from pnag.search.sources import VectorLatency, get_latency_source
+    from pnag.sources import VectorLatency, get_latency_source
 
     budgets = [float(b) for b in args.budgets]
     lo, hi = min(budgets), max(budgets)

@@ -57,10 +57,11 @@ def check_number(value, what: str, positive: bool = False, low: float | None = N
 
 
 def allowed(values) -> str:
-    """Format a set of allowed values for an error message: ``2, 3 or 4``."""
+    """Format a set of allowed values for an error message: ``2, 3 or 4`` (``""`` for none, so that
+    ``allowed(values) or "none"`` reads as it should)."""
     vals = [str(v) for v in values]
-    if len(vals) == 1:
-        return vals[0]
+    if len(vals) <= 1:
+        return "".join(vals)
     return ", ".join(vals[:-1]) + " or " + vals[-1]
 
 

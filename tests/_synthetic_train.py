@@ -1,7 +1,7 @@
 """Synthetic accuracy and latency sources for the training tests (no public data needed).
 
 NAS-Bench-201 cells; latency (ms) and accuracy (%) are fixed linear functions of the one-hot encoding,
-so the truth is known for every cell. ``patch(setattr)`` installs them in :mod:`pnag.search.sources`,
+so the truth is known for every cell. ``patch(setattr)`` installs them in :mod:`pnag.sources`,
 where a run resolves its source specs.
 """
 
@@ -10,7 +10,7 @@ import functools
 import numpy as np
 
 from pnag.search import TrainConfig
-from pnag.search import sources as S
+from pnag import sources as S
 from pnag.space import NB201Space
 
 REAL_ACCURACY_SOURCE, REAL_LATENCY_SOURCE = S.get_accuracy_source, S.get_latency_source

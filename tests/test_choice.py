@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import _synthetic_train as syn
-from pnag.search import Run, train
+from pnag.search import train
 from pnag.search.choice import ORIGINS, best_feasible, monotone_sources
 from pnag.space import NB201Space
 

@@ -16,7 +16,7 @@ from pnag.cli import main
 from pnag.cli._common import table
 from pnag.cli._report import ACCURACY_KINDS, LATENCY_KINDS
 from pnag.data import readers
-from pnag.latency.sources import get_latency_source
+from pnag.sources import get_latency_source
 from pnag.space import MBV3Space
 
 

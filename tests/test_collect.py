@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pnag.data.collect import (CollectConfig, collect, get_accuracy_source, read_collection,
-                               register_accuracy_source, AccuracySource)
+from pnag.collect import collect
+from pnag.data.collection import CollectConfig, read_collection
+from pnag.sources import AccuracySource, get_accuracy_source, register_accuracy_source
 from pnag.errors import DataError, PnagError
 from pnag.nn.cost import arch_cost
 
@@ -61,7 +62,7 @@ def test_sigint_then_resume_exactly_n(tmp_path):
     assert len({r.arch for r in recs}) == n  # no duplicates
     assert [r.arch for r in recs[:len(first)]] == [r.arch for r in read_recs(first)]
     # resuming repeated no work and skipped nothing: the records are the seed's first n distinct samples
-    from pnag.data.collect import _uniform_stream
+    from pnag.collect import _uniform_stream
     from pnag.space import MBV3Space
 
     want = []
@@ -113,14 +114,15 @@ def test_settings_must_match_and_errors(tmp_path):
     with pytest.raises(DataError, match="line 3"):
         read_collection(out)
     with pytest.raises(PnagError, match="allowed: none or"):
-        get_accuracy_source("oracle:x", None)
+        get_accuracy_source("oracle:x", None, optional=True)
     with pytest.raises(PnagError, match="allowed: mbv3 or nb201"):
         CollectConfig(space="darts")
 
 
 def test_pluggable_accuracy_source(tmp_path):
     register_accuracy_source("fake", lambda rest, space, opts: AccuracySource(
-        "fake", lambda archs: np.array([0.5 + 0.01 * sum(a.depths) for a in archs]), "fraction", f"fake {rest}"))
+        "fake", "fraction", score=lambda archs: np.array([0.5 + 0.01 * sum(a.depths) for a in archs]),
+        measured_on=f"fake {rest}"))
     out = tmp_path / "f.jsonl"
     collect(CollectConfig(samples=4, seed=0, accuracy="fake:x"), out, progress=False)
     _, recs = read_collection(out)
@@ -176,8 +178,8 @@ def test_a_second_writer_is_refused_in_process(tmp_path):
 
 
 def test_two_collect_processes_on_one_out(tmp_path):
-    # 40 records: on an idle machine the first process wrote 8 within the second's start-up (1.5 s), released
-    # its lock and the second found nothing left to do (a race of the test, not of collect)
+    # 40: the first is still at work (some 0.2 s a record) when the second has started (some 1.5 s); with 8 the
+    # two raced, and under load the first could finish before the second asked for the file
     out, n = tmp_path / "c.jsonl", 40
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     first = subprocess.Popen(_cmd(out, n), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -8,7 +8,8 @@ import json
 
 from pnag.cli import main
 from pnag.data import read_pnag_json
-from pnag.data.collect import CollectConfig, collect
+from pnag.collect import collect
+from pnag.data.collection import CollectConfig
 from pnag.space import MBV3Space
 
 

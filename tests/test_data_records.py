@@ -234,7 +234,7 @@ def test_dynast_csv_refuses_corrupt_values(tmp_path, acc, lat, pattern):
     (lambda d: d.update(accuracy={"value": "75", "unit": "%", "measured_on": "x"}), r"accuracy \(%\): '75' is not"),
 ])
 def test_collection_file_refuses_corrupt_values(tmp_path, change, pattern):
-    from pnag.data.collect import CollectConfig, load_collection
+    from pnag.data.collection import CollectConfig, load_collection
     from pnag.data.records import record_to_dict
 
     rec = record_to_dict(Record(parse_legacy(LEGACY), Accuracy(3.5, "score", "proxy"), {"cpu": Latency(12.0)}))

@@ -207,22 +207,21 @@ def test_cli_zoo_model_random_weights(imagenet, capsys, tmp_path):
 
 
 def test_collect_accuracy_source(imagenet, monkeypatch):
-    collect = pytest.importorskip("pnag.data.collect")
-    from pnag.evaluate.imagenet import evaluate_supernet_arch, supernet_accuracy_factory
+    from pnag import sources  # the one accuracy grammar of every command
+    from pnag.evaluate.imagenet import evaluate_supernet_arch
     from pnag.space.mbv3 import MBV3Space, parse_arch
 
-    monkeypatch.setitem(collect._ACCURACY_SOURCES, "supernet", supernet_accuracy_factory)
     for var in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
         monkeypatch.delenv(var, raising=False)
     space = MBV3Space(width=1.0, resolution=128)
     opts = {"imagenet": imagenet, "calib_images": 6, "workers": 0, "batch_size": 16, "device": "cpu", "seed": 3}
-    src = collect.get_accuracy_source("supernet:random", space, opts)
+    src = sources.get_accuracy_source("supernet:random", space, opts)
     arch = parse_arch(ARCH, width=1.0, resolution=128)
     got = src.accuracy([arch])
     want = evaluate_supernet_arch(random_supernet(1.0, seed=3), arch, imagenet, calib_images=6, batch_size=16,
                                   progress=False)
     assert src.unit == "%" and got.tolist() == [want.top1]
     with pytest.raises(DataError, match="is not a folder"):
-        collect.get_accuracy_source("supernet:random", space, {**opts, "imagenet": imagenet / "nope"})
+        sources.get_accuracy_source("supernet:random", space, {**opts, "imagenet": imagenet / "nope"})
     with pytest.raises(Exception, match="--imagenet"):
-        collect.get_accuracy_source("supernet:random", space, {})
+        sources.get_accuracy_source("supernet:random", space, {})

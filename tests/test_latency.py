@@ -8,11 +8,11 @@ import torch
 from torch import nn
 
 from pnag.errors import DataError, PnagError
-from pnag.latency import (MeasureProtocol, get_latency_source, load_i7_8700k, load_note10, measure_latency,
-                          measure_module)
+from pnag.latency import MeasureProtocol, load_i7_8700k, load_note10, measure_latency, measure_module
+from pnag.latency.base import TableSource
 from pnag.latency.measure import time_runs
 from pnag.latency.published import I7_DATASET, I7_FILE, data_file, i7_keys, read_yaml_table
-from pnag.latency.sources import TableSource
+from pnag.sources import get_latency_source
 from pnag.nn.mobilenetv3 import MobileNetV3
 from pnag.space.mbv3 import MBV3Arch, MBV3Space
 
@@ -248,7 +248,7 @@ def test_help_ofa_gpu_source(use_mirror):
 
 
 def test_measure_source():
-    from pnag.latency.sources import MeasuredSource
+    from pnag.latency.base import MeasuredSource
 
     src = MeasuredSource("torch", threads=1, **TINY)
     v = src.latency_ms([SMALL, SMALL.with_(resolution=160)])

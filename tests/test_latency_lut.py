@@ -18,10 +18,11 @@ import torch
 
 from pnag.cli import main
 from pnag.errors import DataError, PnagError
-from pnag.latency import (LUT, MeasureProtocol, error_metrics, get_latency_source, load_lut, local_lut, lut_entries,
-                          profile_lut, validate_lut)
+from pnag.latency import (LUT, MeasureProtocol, error_metrics, load_lut, local_lut, lut_entries, profile_lut,
+                          validate_lut)
 from pnag.latency.backends import TorchBackend
 from pnag.latency.lut import FORMAT, calibration_archs, entry_module, fit_correction, lut_keys
+from pnag.sources import get_latency_source
 from pnag.latency.measure import time_runs
 from pnag.latency.validate import REFERENCE_PROTOCOL, reference_arch, speed_factors, split_half, time_networks_in_rounds
 from pnag.nn.mobilenetv3 import layer_specs
@@ -430,7 +431,7 @@ def test_published_yaml_refuses_corrupt_values(tmp_path):
 
 
 def test_table_for_another_width_or_resolution_is_refused(tmp_path):
-    from pnag.latency.sources import check_covers
+    from pnag.latency.base import check_covers
 
     path = _lut_file(tmp_path, width=1.2, resolution=160)
     spec = f"lut:{path}"
@@ -448,7 +449,7 @@ def test_table_for_another_width_or_resolution_is_refused(tmp_path):
 
 
 def test_published_tables_checked_for_the_space(use_mirror):
-    from pnag.latency.sources import check_covers
+    from pnag.latency.base import check_covers
 
     with pytest.raises(PnagError, match=r"lut:note10: the table does not describe width 1.0 at resolution 224 "
                                         r"\(no entry 'Conv-input.*covers width 1.2 at resolutions 160"):

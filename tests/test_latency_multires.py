@@ -14,10 +14,11 @@ import torch
 
 from pnag.cli import main
 from pnag.errors import DataError, PnagError
-from pnag.latency import MeasureProtocol, get_latency_source, load_lut, local_lut, lut_entries, profile_lut
+from pnag.latency import MeasureProtocol, load_lut, local_lut, lut_entries, profile_lut
 from pnag.latency.backends import Backend
 from pnag.latency.lut import FORMAT, VERSION, calibration_archs, fit_correction
-from pnag.latency.sources import check_covers
+from pnag.latency.base import check_covers
+from pnag.sources import get_latency_source
 from pnag.space.mbv3 import MBV3Space
 
 TINY = MeasureProtocol(warmup=0, runs=1, min_time_s=0.0)
@@ -154,7 +155,7 @@ def test_a_version_1_table_still_loads_and_prices_the_same(tmp_path):
 
 
 def test_latency_resolutions_of_the_table(table):
-    from pnag.search.sources import latency_resolutions
+    from pnag.sources import latency_resolutions
 
     lut = load_lut(table[0])
     assert latency_resolutions(lut, 1.2, [160, 176, 192]) == (160,)

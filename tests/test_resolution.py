@@ -58,7 +58,7 @@ def test_resolution_decision_is_always_active_and_defaults():
 
 def test_ofa_predictor_and_table_price_each_row_at_its_resolution(use_mirror):
     from pnag.predict.ofa import OFAAccuracyPredictor
-    from pnag.search.sources import VectorLatency, get_latency_source
+    from pnag.sources import VectorLatency, get_latency_source
 
     space = MBV3Space(width=1.2, resolutions=RES)
     archs_ = space.sample(40, seed=4)

@@ -15,7 +15,7 @@ import torch
 import _synthetic_train as syn
 from pnag.errors import BudgetError, PnagError
 from pnag.search import Run, train
-from pnag.search import sources as S
+from pnag import sources as S
 from pnag.search.active import eval_proposals
 from pnag.search.choice import ORIGINS
 from pnag.search.indices import canonical, neighbours, random_indices

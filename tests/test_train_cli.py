@@ -159,7 +159,7 @@ def test_unfinished_run_is_refused(trained, tmp_path, capsys):
     (["--predictor-preset", "slow"], "--predictor-preset"),
 ])
 def test_train_bad_inputs(argv, match, tmp_path, capsys, monkeypatch):
-    from pnag.search import sources
+    from pnag import sources
 
     monkeypatch.setattr(sources, "get_accuracy_source", syn.REAL_ACCURACY_SOURCE)  # the real sources
     monkeypatch.setattr(sources, "get_latency_source", syn.REAL_LATENCY_SOURCE)

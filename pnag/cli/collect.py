@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import (MAX_BATCH, MAX_PIXELS, MAX_WORKERS, ascii_float, check_output_path, non_negative_int,
-                      positive_int, seed_int)
+from ._common import (ACCURACY_HELP, LATENCY_HELP, MAX_BATCH, MAX_PIXELS, MAX_WORKERS, ascii_float,
+                      check_output_path, non_negative_int, positive_int, seed_int)
 
 MAX_COLLECT = 50_000  # distinct architectures; the default stratification pool is 20 x as many (memory)
 MAX_POOL = 1_000_000
@@ -30,10 +30,9 @@ def register(sub) -> None:
     p.add_argument("--resolution", type=positive_int("--resolution", MAX_PIXELS), default=None,
                    help="mbv3: input px, 128..224 (default 224)")
     p.add_argument("--accuracy", default="none",
-                   help="none, proxy:NAME (madds, params, synflow, gradnorm, zico), nb201:DATASET, or a "
-                        "registered source (e.g. supernet:CKPT)")
+                   help="none or " + ACCURACY_HELP)
     p.add_argument("--latency", action="append", default=[], metavar="SRC",
-                   help="latency source spec (repeatable), e.g. lut:i7-8700k, nb201:pixel3, measure:torch")
+                   help="latency source spec (repeatable): " + LATENCY_HELP)
     p.add_argument("--stratify-by", default=None, metavar="SRC",
                    help="latency source whose range the samples should cover evenly")
     p.add_argument("--pool", type=positive_int("--pool", MAX_POOL, " (memory)"), default=None,
@@ -59,7 +58,8 @@ def register(sub) -> None:
 
 
 def _collect(args: argparse.Namespace) -> int:
-    from ..data.collect import CollectConfig, collect
+    from ..collect import collect
+    from ..data.collection import CollectConfig
     from ..errors import PnagError
 
     cfg = CollectConfig(space=args.space, samples=args.samples, seed=args.seed, width=args.width,

@@ -150,8 +150,8 @@ def _plot_validation(res: dict, path: str) -> None:
 
 
 def _show_table(args: argparse.Namespace) -> int:
-    from ..latency import get_latency_source
-    from ..latency.sources import TableSource
+    from ..latency import TableSource
+    from ..sources import get_latency_source
     from ..space.mbv3 import MBV3Space
     from ..zoo import resolve_arch
 

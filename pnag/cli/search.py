@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import DataError, PnagError
 from ..latency.sources import SPEC_FORMS
-from ..search.sources import ACCURACY_KINDS
+from ..sources import ACCURACY_KINDS
 from . import one_line
 from ._common import (MAX_ARCH_SAMPLES, MAX_DRAWS, check_draws, check_output_path, positive_int, print_json,
                       removed_on_error, seed_int, table, threads_int)
@@ -41,7 +41,7 @@ def _resolve_accuracy(args: argparse.Namespace, space) -> tuple[str, str | None]
     """The accuracy spec to use and, when it is a fallback, one line saying why and what fixes it."""
     import logging
 
-    from ..search.sources import get_accuracy_source
+    from ..sources import get_accuracy_source
 
     if args.accuracy:
         return args.accuracy, None
@@ -79,7 +79,7 @@ def _default_budgets(acc_spec: str, lat_spec: str, space, train_samples: int | N
     """Budget range (ms): 10 %..90 % of the latencies of the measured architectures (dataset sources) or
     of 1,000 uniformly sampled ones (other sources, which would otherwise be scored twice); and a
     sentence saying so."""
-    from ..search.sources import VectorLatency, get_accuracy_source, get_latency_source
+    from ..sources import VectorLatency, get_accuracy_source, get_latency_source
     from ..search.indices import canonical
 
     import torch

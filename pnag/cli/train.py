@@ -9,8 +9,9 @@ from pathlib import Path
 from ..errors import BudgetError, PnagError
 from ..predict.mlp import PRESETS, TARGETS
 from ..search.rewards import REWARDS
-from ._common import (MAX_ARCH_SAMPLES, MAX_DRAWS, ascii_float, check_draws, check_output_path, non_negative_int,
-                      positive_int, print_json, removed_on_error, seed_int, table, threads_int)
+from ._common import (ACCURACY_HELP, LATENCY_HELP, MAX_ARCH_SAMPLES, MAX_DRAWS, ascii_float, check_draws,
+                      check_output_path, non_negative_int, positive_int, print_json, removed_on_error, seed_int, table,
+                      threads_int)
 
 
 def parse_range(text: str, what: str = "--budgets") -> tuple[float, float]:
@@ -244,11 +245,10 @@ def register(sub) -> None:
                        description="Train once for a latency budget range (ms); resumes an interrupted run in -o.")
     p.add_argument("--space", choices=("mbv3", "nb201"), default="mbv3")
     p.add_argument("--accuracy", default="dataset:ofa-mbv3-w1.0-imagenet",
-                   help="dataset:NAME, nb201:cifar10|cifar100|ImageNet16-120, ofa-predictor or proxy:NAME")
+                   help=ACCURACY_HELP)
     p.add_argument("--latency", default="lut:i7-8700k",
-                   help="lut:FILE, lut:note10, lut:i7-8700k, nb201:DEVICE, table:help-ofa-gpu:GPU_BATCH, "
-                        "measure:BACKEND or local (default lut:i7-8700k, a published table, so that a run is the same "
-                        "on every machine; pnag search defaults to local, this machine)")
+                   help=LATENCY_HELP + " (default lut:i7-8700k, a published table, so that a run is the same on every "
+                                       "machine; pnag search defaults to local, this machine)")
     p.add_argument("--budgets", required=True, help="budget range LO:HI in ms")
     p.add_argument("--train-samples", type=positive_int("--train-samples", MAX_ARCH_SAMPLES), default=None)
     p.add_argument("--latency-samples", type=positive_int("--latency-samples", MAX_ARCH_SAMPLES), default=None)

@@ -1,6 +1,7 @@
-"""Architecture datasets: the public-data registry, records, readers, NAS-Bench-201 and collection."""
+"""Architecture datasets: the public-data registry, records, readers, NAS-Bench-201, and the file format
+of your own collections (``pnag collect`` itself is :mod:`pnag.collect`)."""
 
-from .collect import CollectConfig, collect, load_collection, register_accuracy_source
+from .collection import CollectConfig, load_collection, read_collection
 from .join import TrainingTable, training_table
 from .nb201 import NB201_DATASETS, NB201_DEVICES, NB201Table, load_nb201
 from .readers import (RECORD_DATASETS, ReferencePoint, load_dataset, load_help_ofa_gpu, load_ofa_specialized,
@@ -15,5 +16,5 @@ __all__ = [
     "RECORD_DATASETS", "ReferencePoint", "load_dataset", "load_help_ofa_gpu", "load_ofa_specialized",
     "read_pnag_json", "write_csv", "write_pnag_json",
     "TrainingTable", "training_table",
-    "CollectConfig", "collect", "load_collection", "register_accuracy_source",
+    "CollectConfig", "load_collection", "read_collection",
 ]

@@ -21,6 +21,7 @@ import numpy as np
 from .._io import atomic_open, read_json_file
 from ..errors import ArchError, DataError, allowed, check_number, shown
 from ..space.mbv3 import MBV3Arch, parse_dict_literal, parse_legacy, parse_ofa_dict
+from .collection import load_collection
 from .records import (Accuracy, Dataset, Latency, Record, checked_latencies, make_dataset, number_from_text,
                       shift_decimal)
 from .registry import get_dataset_info, get_file
@@ -400,8 +401,6 @@ def load_dataset(name: str, **kwargs) -> Dataset:
     if name in _NO_RECORDS:
         raise DataError(f"dataset {name!r} holds {_NO_RECORDS[name]}; datasets with records: {allowed(RECORD_DATASETS)}")
     if name.endswith(".jsonl"):
-        from .collect import load_collection
-
         return load_collection(name)
     if name.endswith(".json") or os.path.sep in name:
         return read_pnag_json(name, **kwargs)

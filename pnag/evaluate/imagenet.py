@@ -207,45 +207,6 @@ def load_supernet_spec(spec: str, width: float, seed: int = 0):
     return random_supernet(width, seed=seed) if spec == "random" else load_supernet(spec, width)
 
 
-def supernet_accuracy_factory(rest: str, space, options: dict):
-    """``pnag collect --accuracy supernet:CKPT --imagenet DIR``: a :class:`pnag.data.collect.AccuracySource`.
-
-    ``rest`` is the checkpoint path or ``random``; the supernet's width is the space's. ``options``:
-    ``imagenet`` (required), and optionally ``calib_images`` (2000), ``batch_size`` (100), ``workers``
-    (2), ``device`` (auto), ``seed`` (for ``random``). Accuracy is top-1 in %, with inherited weights
-    and recalibrated batch norm. Under torchrun it joins the process group; every rank must then
-    score the same architectures in the same order (images are sharded, counts summed).
-    """
-    import atexit
-
-    from ..data.collect import AccuracySource
-    from .distributed import init_distributed, shutdown
-
-    if not rest:
-        raise PnagError("--accuracy supernet: needs a checkpoint, as supernet:PATH or supernet:random")
-    if not options.get("imagenet"):
-        raise PnagError(f"--accuracy supernet:{rest}: needs --imagenet DIR (an ImageNet folder with train/ and val/)")
-    if getattr(space, "name", "") != "mbv3":
-        raise PnagError(f"--accuracy supernet:{rest}: the once-for-all supernet serves MobileNetV3 architectures; "
-                        "allowed with --space mbv3")
-    data_dir = options["imagenet"]
-    calib = int(options.get("calib_images", CALIB_IMAGES))
-    find_split(data_dir, "val")
-    if calib:
-        find_split(data_dir, "train")
-    ctx = init_distributed(options.get("device", "auto"))
-    atexit.register(shutdown, ctx)
-    supernet = load_supernet_spec(rest, space.width, int(options.get("seed", 0))).to(ctx.device)
-    kw = dict(calib_images=calib, batch_size=int(options.get("batch_size", 100)),
-              workers=int(options.get("workers", 2)), progress=False)
-
-    def top1(archs) -> list[float]:
-        return [evaluate_supernet_arch(supernet, a, data_dir, ctx, **kw).top1 for a in archs]
-
-    return AccuracySource(f"supernet:{rest}", top1, "%",
-                          f"imagenet-val, weights of {supernet.name}, BN recalibrated on {calib} train images")
-
-
 __all__ = ["EvalResult", "recalibrate_bn", "calibration_indices", "calibrate_on_imagefolder",
-           "evaluate_imagefolder", "evaluate_supernet_arch", "load_supernet_spec", "supernet_accuracy_factory",
+           "evaluate_imagefolder", "evaluate_supernet_arch", "load_supernet_spec",
            "topk_correct", "CALIB_SEED", "CALIB_IMAGES", "CALIB_BATCH"]

@@ -55,7 +55,7 @@ from ..space.mbv3 import (DEFAULT_RESOLUTION, EXPANDS, KERNELS, MAX_DEPTH, N_SLO
                           check_resolution, check_resolutions, check_width)
 from .backends import Backend, get_backend
 from .measure import MeasureProtocol, check_batch, check_threads, environment, runner_pool, time_runs
-from .sources import TableSource, cache_dir, hwc as _hwc
+from .base import TableSource, cache_dir, hwc as _hwc
 
 FORMAT = "pnag-latency-lut"
 VERSION = 2

@@ -10,7 +10,7 @@
   (output ``r // 2``), one ``MBConv`` per block including the first (``expand`` = ratio),
   ``final_expand_layer``, ``feature_mix_layer`` and ``classifier``; value ``mean`` (ms).
 
-Both are :class:`~pnag.latency.sources.TableSource` objects; a layer a table lacks raises a
+Both are :class:`~pnag.latency.base.TableSource` objects; a layer a table lacks raises a
 :class:`pnag.errors.DataError` naming the missing key.
 """
 
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Mapping
 
 from ..errors import DataError, check_number
-from .sources import TableSource, hwc as _hwc
+from .base import TableSource, hwc as _hwc
 
 NOTE10_DATASET = "ofa-note10-lut-w1.2"
 NOTE10_RESOLUTIONS = (160, 176, 192, 208, 224)

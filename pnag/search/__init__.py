@@ -1,17 +1,18 @@
 """Search: the budget-conditioned generator and its training (train once, generate for any budget),
-the choice rule, rewards, accuracy/latency sources; ``pareto`` (front, hypervolume, regret) and
-``baselines``.
+the choice rule, rewards; ``pareto`` (front, hypervolume, regret) and ``baselines``.
 
 Modules: ``config`` (TrainConfig), ``training`` (the stages and :func:`train`), ``active`` (the
 look-up loop of an eval budget), ``run`` (run directories and :meth:`Run.generate`), ``choice`` (the
 choice rule as pure functions), ``policy`` (one policy-gradient step), ``generator``, ``indices``.
+Accuracy and latency sources are :mod:`pnag.sources` (re-exported here: ``get_accuracy_source``,
+``get_latency_source``).
 """
 
+from ..sources import get_accuracy_source, get_latency_source
 from .config import TrainConfig
 from .generator import Generator
 from .rewards import REWARDS, mnas_reward, pareto_reward, tunas_reward
 from .run import Generation, Run
-from .sources import get_accuracy_source, get_latency_source
 from .training import train
 
 __all__ = ["Generator", "REWARDS", "mnas_reward", "pareto_reward", "tunas_reward", "get_accuracy_source",

@@ -9,6 +9,7 @@ draws and the one-decision neighbours of its greedy draw and of the best measure
 from __future__ import annotations
 
 import math
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -16,7 +17,10 @@ import torch
 from ..errors import PnagError
 from .indices import index_keys
 from .run import Run
-from .training import fit_predictors, fit_ranker, train_generator
+
+# (run, metrics, round) -> the predictors' fit: refit predictors, ranker and generator on the grown table
+# (pnag.search.training.refit, passed in: the training stages sit above this loop)
+Refit = Callable[[Run, dict, int], dict[str, Any]]
 
 
 def eval_proposals(run: Run, budgets: np.ndarray, seed: int) -> torch.Tensor:
@@ -31,8 +35,9 @@ def eval_proposals(run: Run, budgets: np.ndarray, seed: int) -> torch.Tensor:
     return run.with_neighbours(budgets, cand, cfg.eval_parents)
 
 
-def stage_eval(run: Run, metrics: dict, progress: bool) -> None:
-    """Closed loop: look up the true accuracy of up to ``eval_budget`` proposals (:func:`eval_proposals`)."""
+def stage_eval(run: Run, metrics: dict, refit: Refit) -> None:
+    """Closed loop: look up the true accuracy of up to ``eval_budget`` proposals (:func:`eval_proposals`),
+    ``refit`` after each round."""
     cfg, space = run.config, run.space
     measure = run.acc_source.measure
     if measure is None:
@@ -91,12 +96,7 @@ def stage_eval(run: Run, metrics: dict, progress: bool) -> None:
             run.data["eval_measured"] = torch.tensor(r + 1)
             run.save_data()
             run.save_metrics(metrics)
-        fit = fit_predictors(run, seed=cfg.seed + r + 1)
-        run.save_models()
-        if cfg.reward == "pareto":
-            fit_ranker(run, seed=cfg.seed + r + 1)
-        train_generator(run, metrics, max(1, cfg.steps // 4), tag=f"eval{r + 1}", progress=progress,
-                         seed_offset=1000 * (r + 1))
+        fit = refit(run, metrics, r)
         metrics.setdefault("predictors_after_eval", {})[str(r + 1)] = fit
         run.save_metrics(metrics)
         run.mark("eval-round", eval_round=r + 1)

@@ -35,7 +35,7 @@ class TrainConfig:
     width: float | None = None  # mbv3: default 1.0 with the w1.0 dataset, else 1.2
     resolution: int = 224
     # mbv3: the input resolutions searched (one: fixed); None: chosen by train() from what both sources cover
-    # (pnag.search.sources.resolve_resolutions), then stored resolved
+    # (pnag.sources.resolve_resolutions), then stored resolved
     resolutions: tuple[int, ...] | None = None
     train_samples: int | None = None  # None: every record (dataset) or 1000 (nb201 / sampled sources)
     latency_samples: int | None = None  # learn latency from this many architectures instead of the source

@@ -22,7 +22,7 @@ from .._io import torch_save_atomic, write_json_atomic
 from ..errors import BudgetError, DataError, PnagError
 from ..predict.mlp import MLPPredictor
 from ..predict.ranker import ParetoRanker
-from . import sources
+from .. import sources
 from .archive import BudgetArchive
 from .choice import ORIGIN_CODE, ORIGINS, best_feasible, calibration_shift, monotone_sources
 from .config import TrainConfig, make_space
@@ -137,10 +137,13 @@ _DATA_KEYS = {"idx": torch.int64, "accuracy": torch.float64, "latency": torch.fl
 class Run:
     """A trained (or partly trained) run directory."""
 
-    def __init__(self, run_dir: Path, config: TrainConfig):
+    def __init__(self, run_dir: Path, config: TrainConfig, accuracy: Any = None, latency: Any = None):
         self.dir = Path(run_dir)
         self.config = config
         self.space = make_space(config)
+        # the sources: their specs, or the Python objects the run was given in their place (pnag.sources)
+        self.accuracy = config.accuracy if accuracy is None else accuracy
+        self.latency = config.latency if latency is None else latency
         self._acc_source = None
         self._lat_source = None
         self.models: RunModels | None = None
@@ -155,14 +158,14 @@ class Run:
     @property
     def acc_source(self):
         if self._acc_source is None:
-            self._acc_source = sources.get_accuracy_source(self.config.accuracy, self.space)
+            self._acc_source = sources.get_accuracy_source(self.accuracy, self.space)
         return self._acc_source
 
     @property
     def lat_source(self):
         if self._lat_source is None:
             self._lat_source = sources.VectorLatency(self.space,
-                                                     sources.get_latency_source(self.config.latency, self.space))
+                                                     sources.get_latency_source(self.latency, self.space))
         return self._lat_source
 
     # -- persistence ----------------------------------------------------------------------------
@@ -211,13 +214,14 @@ class Run:
         return obj
 
     @classmethod
-    def load(cls, run_dir: str | Path, require_done: bool = True) -> "Run":
-        """Open a run directory written by :func:`pnag.search.train`."""
+    def load(cls, run_dir: str | Path, require_done: bool = True, accuracy: Any = None, latency: Any = None) -> "Run":
+        """Open a run directory written by :func:`pnag.search.train` (``accuracy`` / ``latency``: the
+        Python objects it was trained with in place of specs, where it was)."""
         run_dir = Path(run_dir)
         if not run_dir.is_dir():
             raise DataError(f"--run: {str(run_dir)!r} is not a training run (not a directory); allowed: a directory "
                             "written by pnag train -o")
-        run = cls(run_dir, read_config(run_dir))
+        run = cls(run_dir, read_config(run_dir), accuracy, latency)
         done = run.state()["done"]
         if require_done and "done" not in done:
             raise DataError(f"--run: {str(run_dir)!r} is an unfinished run (stages done: {', '.join(done) or 'none'}); "

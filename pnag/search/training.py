@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -36,7 +37,7 @@ from .config import TrainConfig
 from .indices import canonical, index_keys, random_indices
 from .policy import policy_gradient_step
 from .rewards import mnas_reward, tunas_reward
-from . import sources
+from .. import sources
 from .run import Run, RunModels, config_document, read_config
 
 RANKER_HOLDOUT = 0.2  # fraction of the ranker's architectures held out to report its pair accuracy
@@ -262,8 +263,14 @@ def train_generator(run: Run, metrics: dict, steps: int, tag: str, progress: boo
 
 
 # -- the run -----------------------------------------------------------------------------------------
-def train(config: TrainConfig, run_dir: str | Path, progress: bool = True, threads: int | None = None) -> Run:
+def train(config: TrainConfig, run_dir: str | Path, progress: bool = True, threads: int | None = None,
+          accuracy: Any = None, latency: Any = None) -> Run:
     """Train (or resume) a run in ``run_dir``; returns the finished :class:`~pnag.search.run.Run`.
+
+    ``accuracy`` / ``latency``: Python objects in place of ``config.accuracy`` / ``config.latency``
+    (a callable ``archs -> accuracy %`` or an :class:`~pnag.sources.AccuracySource`; an object with
+    ``latency_ms(archs) -> ms`` or a callable); the run records their names
+    (:func:`pnag.sources.source_name`), and :meth:`Run.load` takes them again where it needs them.
 
     ``threads``: torch intra-op threads while training (restored afterwards; None keeps torch's
     setting, all cores). On an idle 2-core machine 2 threads are faster (MobileNetV3 default run:
@@ -271,14 +278,16 @@ def train(config: TrainConfig, run_dir: str | Path, progress: bool = True, threa
     threads spinning against it (measured beside one busy process: 28 s with 1 thread, over 5
     minutes with 2).
     """
+    config = replace(config, **{k: sources.source_name(v) for k, v in (("accuracy", accuracy), ("latency", latency))
+                                if v is not None})
     if threads is None:
-        return _train(config, run_dir, progress)
+        return _train(config, run_dir, progress, accuracy, latency)
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise PnagError(f"threads: {threads!r} is not allowed; allowed: an integer >= 1 or None")
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        return _train(config, run_dir, progress)
+        return _train(config, run_dir, progress, accuracy, latency)
     finally:
         torch.set_num_threads(previous)
 
@@ -300,26 +309,26 @@ def _open_run_dir(config: TrainConfig, run_dir: Path) -> None:
                         "empty directory, or an earlier run to resume")
 
 
-def resolved(config: TrainConfig) -> tuple[TrainConfig, str]:
+def resolved(config: TrainConfig, accuracy: Any = None, latency: Any = None) -> tuple[TrainConfig, str]:
     """``config`` with its MobileNetV3 input resolutions decided (see ``TrainConfig.resolutions``), and
     a sentence saying which and why ("" for NAS-Bench-201)."""
     if config.space != "mbv3":
         return config, ""
-    from ..latency.sources import get_latency_source
+    from ..sources.latency import get_latency_source
 
-    probe = Run(Path("."), replace(config, resolutions=(config.resolution,)))
+    probe = Run(Path("."), replace(config, resolutions=(config.resolution,)), accuracy, latency)
     # the latency spec first (its errors cost nothing to find), unchecked: asked below what it covers
-    lat = get_latency_source(config.latency, probe.space, check=False)
+    lat = get_latency_source(probe.latency, probe.space, check=False)
     res, note = sources.resolve_resolutions(config, probe.acc_source, lat, config.resolutions)
     return replace(config, resolutions=res), note
 
 
-def _train(config: TrainConfig, run_dir: str | Path, progress: bool) -> Run:
+def _train(config: TrainConfig, run_dir: str | Path, progress: bool, accuracy: Any, latency: Any) -> Run:
     from .._io import exclusive_writer, write_json_atomic
 
     run_dir = Path(run_dir)
-    config, note = resolved(config)
-    run = Run(run_dir, config)
+    config, note = resolved(config, accuracy, latency)
+    run = Run(run_dir, config, accuracy, latency)
     run.resolution_note = note
     if config.eval_budget > 0 and run.acc_source.measure is None:  # found before any work is written
         raise PnagError(f"--eval-budget: {config.eval_budget}; the accuracy source {config.accuracy!r} cannot measure "
@@ -331,6 +340,19 @@ def _train(config: TrainConfig, run_dir: str | Path, progress: bool) -> Run:
         if not (run_dir / "config.json").exists():
             write_json_atomic(run_dir / "config.json", config_document(config))
         return _run_stages(run, progress)
+
+
+def refit(run: Run, metrics: dict, r: int, progress: bool) -> dict[str, Any]:
+    """After look-up round ``r`` (from 0): predictors, ranker and generator refitted on the grown table;
+    returns the predictors' fit."""
+    cfg = run.config
+    fit = fit_predictors(run, seed=cfg.seed + r + 1)
+    run.save_models()
+    if cfg.reward == "pareto":
+        fit_ranker(run, seed=cfg.seed + r + 1)
+    train_generator(run, metrics, max(1, cfg.steps // 4), tag=f"eval{r + 1}", progress=progress,
+                    seed_offset=1000 * (r + 1))
+    return fit
 
 
 def _run_stages(run: Run, progress: bool) -> Run:
@@ -346,7 +368,7 @@ def _run_stages(run: Run, progress: bool) -> Run:
     stages: list[tuple[str, Callable[[Run, dict], None]]] = [
         ("data", stage_data), ("predictors", stage_predictors), ("ranker", stage_ranker),
         ("generator", lambda r, m: train_generator(r, m, config.steps, tag="generator", progress=progress)),
-        ("eval", lambda r, m: stage_eval(r, m, progress))]
+        ("eval", lambda r, m: stage_eval(r, m, partial(refit, progress=progress)))]
     for name, stage in stages:
         if name == "ranker" and config.reward != "pareto" or name == "eval" and config.eval_budget == 0:
             continue

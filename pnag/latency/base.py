@@ -1,17 +1,9 @@
-"""Latency sources: one interface for every way pnag knows a latency.
+"""The latency-source interface: what every way pnag knows a latency offers, and the sources
+themselves (per-layer tables, measurement, NAS-Bench-201, whole-network tables).
 
 A :class:`LatencySource` prices architectures in milliseconds: ``latency_ms(archs) -> ndarray``.
-:func:`get_latency_source` builds one from a spec string:
-
-=================================  =============================================================
-``lut:FILE``                       a table measured with ``pnag latency profile`` (one or several resolutions)
-``lut:note10``                     once-for-all's Samsung Note10 per-layer tables (width 1.2)
-``lut:i7-8700k``                   NSGANetV2's Intel i7-8700K per-layer table (widths 1.0 and 1.2)
-``nb201:DEVICE``                   HELP's measured NAS-Bench-201 latencies (e.g. ``nb201:pixel3``)
-``table:help-ofa-gpu:GPU_BATCH``   HELP's whole-network GPU latencies of 5,000 OFA subnets
-``measure:BACKEND``                measure each architecture now (torch, onnxruntime, torch-cuda)
-``local``                          this machine's table (torch backend), profiled once and cached
-=================================  =============================================================
+Building one from a spec string (``lut:FILE``, ``nb201:DEVICE``, ``measure:BACKEND``, ``local``, ...)
+is the job of the sources layer (:func:`pnag.sources.get_latency_source`), which may read data files.
 
 Table sources are vectorised: :meth:`TableSource.latency_from_indices` prices a batch of decision
 index vectors ``(B, 45)`` with one gather (numpy or torch, any device), for generator training.
@@ -26,13 +18,9 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
-from ..errors import ArchError, DataError, PnagError, allowed
+from ..errors import ArchError, DataError, PnagError
 from ..space.mbv3 import MBV3Arch, check_resolution, check_width, parse_arch
 from ._table import KeysOf, SlotTable, indices_of
-
-SPEC_FORMS = ("lut:FILE", "lut:note10", "lut:i7-8700k", "nb201:DEVICE", "table:help-ofa-gpu:GPU_BATCH",
-              "measure:BACKEND", "local")
-
 
 def hwc(size: int, channels: int) -> str:
     """``HxWxC`` as the latency-table keys write a square feature map."""
@@ -47,12 +35,15 @@ class LatencySource(ABC):
         unit: always ``"ms"``.
         space: the search space it prices (``"mbv3"`` or ``"nb201"``).
         device: the hardware the figures describe, in words.
+        kind: how the figures were had, as a collection records it: ``measured``, ``lut`` or
+            ``published-table``.
     """
 
     name: str = ""
     unit: str = "ms"
     space: str = "mbv3"
     device: str = ""
+    kind: str = "measured"
 
     @abstractmethod
     def latency_ms(self, archs: Sequence[Any]) -> np.ndarray:
@@ -85,6 +76,8 @@ class TableSource(LatencySource):
         corrections: resolution (pixels) -> ``(a, b)``, where the correction differs by resolution
             (a table profiled at several); ``correction`` serves the others.
     """
+
+    kind = "lut"
 
     def __init__(self, name: str, keys_of: KeysOf, entries_for: Callable[[float, int], Mapping[str, float]],
                  width: float, resolution: int, coverage: str, correction: tuple[float, float] = (1.0, 0.0),
@@ -192,6 +185,7 @@ class NB201Source(LatencySource):
     """HELP's measured latency of every NAS-Bench-201 cell on one device (ms)."""
 
     space = "nb201"
+    kind = "published-table"
 
     def __init__(self, device: str):
         from ..data import nb201 as nb  # the datasets engineer's reader
@@ -210,6 +204,8 @@ class NB201Source(LatencySource):
 
 class WholeNetworkTable(LatencySource):
     """Whole-network latencies of a fixed list of architectures; anything else is an error."""
+
+    kind = "published-table"
 
     def __init__(self, name: str, archs: Sequence[MBV3Arch], latency_ms: Sequence[float], device: str = ""):
         self.name, self.device = name, device
@@ -232,6 +228,23 @@ class WholeNetworkTable(LatencySource):
         return out
 
 
+class FunctionSource(LatencySource):
+    """A Python callable ``archs -> ms (len(archs),)`` as a latency source.
+
+    ``name`` defaults to the callable's own ``name`` or ``__name__`` (or its type's name); ``kind`` to
+    its own ``kind`` or ``measured``."""
+
+    def __init__(self, fn: Callable[[Sequence[Any]], Any], name: str | None = None):
+        if not callable(fn):
+            raise PnagError(f"latency source: {fn!r} is neither a spec, a callable nor an object with .latency_ms")
+        self._fn = fn
+        self.name = str(name or getattr(fn, "name", None) or getattr(fn, "__name__", None) or type(fn).__name__)
+        self.kind = str(getattr(fn, "kind", "measured"))
+
+    def latency_ms(self, archs: Sequence[Any]) -> np.ndarray:
+        return np.asarray(self._fn(list(archs)), dtype=np.float64).reshape(-1)
+
+
 def check_covers(source: LatencySource, width: float, resolutions: Iterable[int], what: str = "--latency") -> None:
     """Refuse a per-layer table (:class:`TableSource`) that lacks entries for MobileNetV3 networks at
     ``width`` and any of ``resolutions`` (pixels): a :class:`PnagError` naming ``what``, the source,
@@ -248,70 +261,8 @@ def check_covers(source: LatencySource, width: float, resolutions: Iterable[int]
                             f"{table.resolution} (no entry {table.missing_keys()[0]!r}); {source.coverage}")
 
 
-def _help_ofa_gpu(gpu_batch: str) -> WholeNetworkTable:
-    from ..data import load_help_ofa_gpu
-    from ..data.readers import help_ofa_devices
-
-    devices = help_ofa_devices()
-    if gpu_batch not in devices:
-        raise PnagError(f"table:help-ofa-gpu: {gpu_batch!r} is not a device setting of the table; "
-                        f"allowed: {allowed(devices)}")
-    archs, lat = load_help_ofa_gpu()
-    return WholeNetworkTable(f"table:help-ofa-gpu:{gpu_batch}", archs, lat[gpu_batch], device=gpu_batch)
-
-
 def cache_dir() -> Path:
     """Where pnag caches what it computes (``$PNAG_CACHE_DIR`` or the per-user cache)."""
     from ..data.registry import cache_dir as data_cache_dir
 
     return data_cache_dir()
-
-
-def get_latency_source(spec: str, space: Any = None, progress: bool | None = None,
-                       check: bool = True) -> LatencySource:
-    """Build a latency source from ``spec`` (forms in the module docstring).
-
-    ``space`` (an ``MBV3Space``) gives the width and resolution that table sources assume for
-    text-form architectures and for :meth:`TableSource.latency_from_indices`; a per-layer table that
-    does not describe them is refused (:func:`check_covers`) unless ``check`` is False (to ask the
-    source what it covers).
-    """
-    source = _latency_source(spec, space, progress)
-    width, resolution = getattr(space, "width", None), getattr(space, "resolution", None)
-    if check and width is not None and isinstance(resolution, int):
-        check_covers(source, width, getattr(space, "resolutions", (resolution,)))
-    return source
-
-
-def _latency_source(spec: str, space: Any, progress: bool | None) -> LatencySource:
-    if not isinstance(spec, str) or not spec.strip():
-        raise PnagError(f"latency source: {spec!r} is empty; allowed forms: {allowed(SPEC_FORMS)}")
-    spec = spec.strip()
-    kind, _, rest = spec.partition(":")
-    width = getattr(space, "width", None)
-    resolution = getattr(space, "resolution", None)
-    if kind == "lut" and rest:
-        from . import published
-
-        if rest.lower() == "note10":
-            return published.load_note10(resolution=resolution or 224)
-        if rest.lower() in ("i7-8700k", "i7"):
-            return published.load_i7_8700k(width=width or 1.2, resolution=resolution or 224)
-        if not Path(rest).is_file():
-            raise PnagError(f"latency source {spec!r}: {rest} is neither a published table nor an existing file; "
-                            "allowed: lut:note10, lut:i7-8700k or lut:FILE (a table written by 'pnag latency profile')")
-        from .lut import load_lut
-
-        return load_lut(rest, resolution=resolution)
-    if kind == "nb201" and rest:
-        return NB201Source(rest)
-    if kind == "table" and rest.startswith("help-ofa-gpu:") and rest.split(":", 1)[1]:
-        return _help_ofa_gpu(rest.split(":", 1)[1])
-    if kind == "measure" and rest:
-        return MeasuredSource(rest)
-    if spec == "local":
-        from .lut import local_lut
-
-        searched = getattr(space, "resolutions", ()) if getattr(space, "searches_resolution", False) else None
-        return local_lut(width=width or 1.2, resolution=resolution or 224, progress=progress, resolutions=searched)
-    raise PnagError(f"latency source: {spec!r} is not known; allowed forms: {allowed(SPEC_FORMS)}")
