@@ -14,7 +14,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "pnag"
 
 LAYERS: list[tuple[str, ...]] = [  # lowest first; "pnag" alone is the package's own __init__
-    ("pnag.errors", "pnag._io"),                # errors and atomic file writing
+    ("pnag.errors", "pnag._io", "pnag._progress"),  # errors, atomic file writing, progress lines
     ("pnag", "pnag.space"),                     # value types and search spaces (Arch, MBV3Space, ...)
     ("pnag.nn", "pnag.zoo", "pnag.export"),     # networks and their cost, the published models, export
     ("pnag.data",),                             # records, registry, readers, NAS-Bench-201, the collection format
