@@ -41,7 +41,7 @@ def accuracy_kind(run, measured: bool) -> str:
 
 def latency_kind(run) -> str:
     """What the run's latencies are (one of :data:`LATENCY_KINDS`)."""
-    from ..latency.sources import TableSource
+    from ..latency.base import TableSource
 
     if run.config.latency_samples:
         return "predicted"

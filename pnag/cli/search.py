@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError, PnagError
-from ..latency.sources import SPEC_FORMS
+from ..sources.latency import SPEC_FORMS
 from ..sources import ACCURACY_KINDS
 from . import one_line
 from ._common import (MAX_ARCH_SAMPLES, MAX_DRAWS, check_draws, check_output_path, positive_int, print_json,
@@ -100,7 +100,7 @@ def _default_budgets(acc_spec: str, lat_spec: str, space, train_samples: int | N
 def _latency_lines(spec: str, space, progress: bool | None) -> list[str]:
     """Resolve the latency source now (profiling this machine when 'local' has no table yet, with
     progress) and say what it is: the device, and for a table pnag profiled, where it is and its noise."""
-    from ..latency.sources import get_latency_source
+    from ..sources import get_latency_source
     from ._report import device_words, noisy, table_noise
 
     t0 = time.time()
