@@ -169,14 +169,15 @@ def exclusive_writer(path: str | os.PathLike, what: str) -> Iterator[Path]:
         lock.release()
 
 
-def save_figure_atomic(fig, path: str | os.PathLike, fmt: str = "png") -> Path:
-    """Render a matplotlib figure to ``path`` atomically (a reader never sees half an image) and close it."""
+def save_figure_atomic(fig, path: str | os.PathLike, fmt: str = "png", **savefig: Any) -> Path:
+    """Render a matplotlib figure to ``path`` atomically (a reader never sees half an image) and close it;
+    ``savefig`` are ``Figure.savefig``'s options (``dpi``, ``bbox_inches``)."""
     import io
 
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
-    fig.savefig(buf, format=fmt)
+    fig.savefig(buf, format=fmt, **savefig)
     plt.close(fig)
     with atomic_open(path, "wb") as fh:
         fh.write(buf.getvalue())

@@ -125,11 +125,9 @@ def _plot_validation(res: dict, path: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    import io
-
     import matplotlib.pyplot as plt
 
-    from .._io import atomic_open
+    from .._io import save_figure_atomic
 
     m = [r["measured_ms"] for r in res["rows"]]
     p = [r["predicted_ms"] for r in res["rows"]]
@@ -141,12 +139,8 @@ def _plot_validation(res: dict, path: str) -> None:
     ax.set_ylabel("predicted latency (ms)")
     ax.set_title(f"{res['backend']} x{res['threads']}: median |err| {res['median_abs_error_pct']:.1f} %, "
                  f"tau {res['kendall_tau']:.2f}", fontsize=9)
-    buf = io.BytesIO()
     fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=120)
-    plt.close(fig)
-    with atomic_open(path, "wb") as fh:
-        fh.write(buf.getvalue())
+    save_figure_atomic(fig, path, dpi=120)
 
 
 def _show_table(args: argparse.Namespace) -> int:

@@ -150,13 +150,11 @@ def plot_run(run, path: str | Path, budgets=None, samples: int = 16, gens=None, 
     import matplotlib
 
     matplotlib.use("Agg")
-    import io
-
     import matplotlib.pyplot as plt
     import numpy as np
     from matplotlib.transforms import blended_transform_factory
 
-    from .._io import atomic_open
+    from .._io import save_figure_atomic
     from ..search.pareto import pareto_front
     from ._report import accuracy_kind, device_words, is_proxy, latency_kind
 
@@ -220,12 +218,7 @@ def plot_run(run, path: str | Path, budgets=None, samples: int = 16, gens=None, 
                  f"of {len(acc)}{'' if proxy else ' architectures'})", fontsize=8)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)
     ax.grid(alpha=0.3)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight")
-    plt.close(fig)
-    with atomic_open(path, "wb") as fh:
-        fh.write(buf.getvalue())
-    return path
+    return save_figure_atomic(fig, path, bbox_inches="tight")
 
 
 def cmd_plot(args: argparse.Namespace) -> int:

@@ -216,6 +216,10 @@ class WholeNetworkTable(LatencySource):
     def __len__(self) -> int:
         return len(self._index)
 
+    def resolutions(self, width: float) -> tuple[int, ...]:
+        """The input resolutions (pixels) of the table's networks at ``width``."""
+        return tuple(sorted({a.resolution for a in self._index if a.width == width}))
+
     def latency_ms(self, archs: Sequence[Any]) -> np.ndarray:
         out = np.empty(len(archs), dtype=np.float64)
         for i, a in enumerate(archs):

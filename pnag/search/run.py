@@ -9,7 +9,6 @@ is reported by name, with what to do.
 
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from .. import _io
 from .._io import torch_save_atomic, write_json_atomic
 from ..errors import BudgetError, DataError, PnagError
 from ..predict.mlp import MLPPredictor
@@ -97,10 +97,9 @@ def read_json_file(run_dir: Path, name: str, kind: type, default: Any = None) ->
     p = run_dir / name
     if not p.exists():
         return default
-    try:
-        value = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise _damaged(run_dir, name, type(exc).__name__) from None
+    value = _io.read_json_file(p, f"run {str(run_dir)!r}: {name} is damaged",
+                               f"the file pnag train wrote; re-run the pnag train command with -o {str(run_dir)!r} "
+                               "removed (or another -o) to rebuild it")
     if not isinstance(value, kind):
         raise _damaged(run_dir, name, f"a JSON {type(value).__name__}, not a {kind.__name__}")
     return value
@@ -151,6 +150,8 @@ class Run:
         self.generator: Generator | None = None
         self.archive: BudgetArchive | None = None
         self.resolution_note = ""  # which input resolutions the run searches and why (set by train())
+        self._rows_of: torch.Tensor | None = None  # the measured table _rows was built for
+        self._rows: dict[bytes, int] = {}
         self.data: dict[str, torch.Tensor] = {}
         self.metrics: dict[str, Any] = {}
 
@@ -352,7 +353,7 @@ class Run:
         predicted mean), the base score (the estimate, less ``choice_pessimism`` x spread where
         predicted), ``predicted`` (bool) and latency (ms, the run's latency model)."""
         mean, std = self.models.accuracy(idx)
-        lookup = {k: i for i, k in enumerate(index_keys(self.data["idx"]))}
+        lookup = self._measured_rows()
         hit = torch.tensor([lookup.get(k, -1) for k in index_keys(idx)], dtype=torch.long)
         known = hit >= 0
         m_acc = self.data["accuracy"].double()
@@ -365,6 +366,14 @@ class Run:
         ``(N, G)`` scores (feasibility not applied) and latency ``(N,)`` ms."""
         _, base, predicted, lat = self.estimates(idx)
         return base[:, None] + predicted.double()[:, None] * self.shifts(budgets.double())[None, :], lat
+
+    def _measured_rows(self) -> dict[bytes, int]:
+        """Row of each measured architecture by its key, built once per measured table (the generator
+        stage asks for it at every step; the eval loop replaces the table when it adds rows)."""
+        idx = self.data["idx"]
+        if self._rows_of is not idx:
+            self._rows_of, self._rows = idx, {k: i for i, k in enumerate(index_keys(idx))}
+        return self._rows
 
     def shifts(self, budgets: torch.Tensor) -> torch.Tensor:
         """The calibration shift (points, <= 0) of unmeasured candidates per budget (ms)."""

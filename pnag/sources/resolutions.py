@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from ..errors import PnagError, allowed
-from ..latency.base import check_covers
+from ..latency.base import WholeNetworkTable, check_covers
 from .accuracy import AccuracySource
 
 
@@ -15,8 +15,8 @@ def latency_resolutions(source: Any, width: float, candidates: Sequence[int]) ->
     measures, all (None: it does not say, e.g. NAS-Bench-201)."""
     if hasattr(source, "covers"):
         return tuple(r for r in candidates if source.covers(width, r))
-    if hasattr(source, "_index"):  # a whole-network table
-        return tuple(sorted({a.resolution for a in source._index if a.width == width} & set(candidates)))
+    if isinstance(source, WholeNetworkTable):
+        return tuple(r for r in source.resolutions(width) if r in set(candidates))
     if str(getattr(source, "name", "")).startswith("measure:"):
         return tuple(candidates)
     return None
