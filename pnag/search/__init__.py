@@ -2,7 +2,8 @@
 the choice rule, rewards; ``pareto`` (front, hypervolume, regret) and ``baselines``.
 
 Modules: ``config`` (TrainConfig), ``training`` (the stages and :func:`train`), ``active`` (the
-look-up loop of an eval budget), ``run`` (run directories and :meth:`Run.generate`), ``choice`` (the
+look-up loop of an eval budget), ``run`` (:class:`Run` and :meth:`Run.generate`), ``run_files`` (a run
+directory's files, their format and version), ``answers`` (:class:`Generation`), ``choice`` (the
 choice rule as pure functions), ``policy`` (one policy-gradient step), ``generator``, ``indices``.
 Accuracy and latency sources are :mod:`pnag.sources` (re-exported here: ``get_accuracy_source``,
 ``get_latency_source``).
