@@ -17,7 +17,8 @@ from ..errors import BudgetError, DataError, PnagError
 from ..predict.mlp import MLPPredictor
 from ..predict.ranker import ParetoRanker
 from .. import sources
-from .answers import Generation, madds_m
+from .answers import (Generation, Generations, accuracy_column, accuracy_kind, is_proxy, latency_kind,
+                      madds_m)
 from .archive import BudgetArchive
 from .choice import ORIGIN_CODE, ORIGINS, best_feasible, calibration_shift, monotone_sources
 from .config import TrainConfig, make_space
@@ -74,6 +75,7 @@ class Run:
         self.generator: Generator | None = None
         self.archive: BudgetArchive | None = None
         self.resolution_note = ""  # which input resolutions the run searches and why (set by train())
+        self.search_outputs = None  # what pnag.search wrote beside the run (pnag.search.main_job.SearchOutputs)
         self._rows_of: torch.Tensor | None = None  # the measured table _rows was built for
         self._rows: dict[bytes, int] = {}
         self.data: dict[str, torch.Tensor] = {}
@@ -345,8 +347,9 @@ class Run:
         return self.choose(budgets, both, origin, include_table=False)
 
     def generate(self, budgets: Sequence[float] | float, samples: int = 1, seed: int = 0,
-                 mode: str = "pnag") -> list[Generation]:
-        """For each budget (ms) the chosen architecture.
+                 mode: str = "pnag") -> Generations:
+        """For each budget (ms) the chosen architecture, as :class:`~pnag.search.answers.Generations` (a list
+        of :class:`Generation`, with ``to_frame()`` and ``to_csv(path)``).
 
         ``mode="pnag"`` (default): the best, by the run's objective, of ``samples`` generator draws (the
         greedy one first), one-decision neighbours of the greedy draw and of the best measured
@@ -377,15 +380,19 @@ class Run:
             chosen = self.refine(b, wide, self.choose(b, wide, origin), self.config.refine_generations)
         else:
             chosen = self.choose(b, cand, origin, include_table=False)
-        out = []
+        lat_is = latency_kind(self)
+        out = Generations(accuracy_column=accuracy_column(self), accuracy_unit="score" if is_proxy(self) else "%")
         for i, x in enumerate(b.tolist()):
             arch = self.space.from_indices(chosen["idx"][i].tolist())
+            measured = bool(chosen["measured"][i])
             out.append(Generation(budget=float(x), arch=self.space.format(arch),
                                   predicted_accuracy=float(chosen["accuracy"][i]),
                                   predicted_latency_ms=float(chosen["latency"][i]), madds_m=madds_m(arch),
-                                  origin=ORIGINS[int(chosen["origin"][i])], measured=bool(chosen["measured"][i]),
-                                  resolution=getattr(arch, "resolution", None)))
+                                  origin=ORIGINS[int(chosen["origin"][i])], measured=measured,
+                                  resolution=getattr(arch, "resolution", None),
+                                  accuracy_is=accuracy_kind(self, measured), latency_is=lat_is))
         return out
 
 
-__all__ = ["Run", "RunModels", "Generation", "RUN_VERSION", "ANSWER_MODES", "read_config", "config_document"]
+__all__ = ["Run", "RunModels", "Generation", "Generations", "RUN_VERSION", "ANSWER_MODES", "read_config",
+           "config_document"]
