@@ -13,7 +13,6 @@ import pytest
 import numpy as np
 
 from pnag.cli import main
-from pnag.cli._common import table
 from pnag.cli._report import ACCURACY_KINDS, LATENCY_KINDS
 from pnag.data import readers
 from pnag.sources import get_latency_source
@@ -152,14 +151,20 @@ def test_search_labels_results_csv_and_rerun_after_the_data_came(mirror_dir, tmp
     # the few lines saying what the run is: the device, how the budgets were chosen
     assert "latency: 'lut:i7-8700k' = " in cap.out and "i7-8700K" in cap.out
     assert "10 %..90 % of the latencies of the 2162 measured architectures" in cap.out
-    # results.csv holds exactly the printed table, every accuracy and latency column labelled
+    # results.csv holds the printed table at full precision, every accuracy and latency column labelled
     with open(tmp_path / "pnag-search-2" / "results.csv", newline="", encoding="utf-8") as fh:
         rows = list(csv.reader(fh))
     assert len(rows) == 4 and rows[0][:2] == ["budget_ms", "accuracy_%"]
     _labelled(rows[0])
-    assert table(rows[1:], rows[0]) in cap.out
     printed = _printed_rows(cap.out)
-    assert [list(r.values()) for r in printed] == rows[1:]
+    assert list(printed[0]) == rows[0]
+    for shown, row in zip(printed, rows[1:], strict=True):
+        full = dict(zip(rows[0], row))
+        assert shown["accuracy_%"] == f"{float(full['accuracy_%']):.2f}"
+        assert shown["latency_ms"] == f"{float(full['latency_ms']):.3f}"
+        assert shown["madds_m"] == f"{float(full['madds_m']):.1f}"
+        for k in ("budget_ms", "accuracy_is", "latency_is", "resolution", "origin", "arch"):
+            assert shown[k] == full[k], k
     assert all(r["accuracy_is"] in ACCURACY_KINDS[:2] and r["latency_is"] in LATENCY_KINDS for r in printed)
     assert any("measured top-1 of 2162" in x for x in labels), labels
     answers = [x for x in labels if x.startswith("answers")]
@@ -173,7 +178,7 @@ def test_search_labels_results_csv_and_rerun_after_the_data_came(mirror_dir, tmp
 
 
 def test_fallback_reason_is_a_few_words():
-    from pnag.cli.search import _why_missing
+    from pnag.search.main_job import why_missing as _why_missing
 
     long = ("data file ofa/x.json is missing; looked at: mirror: PNAG_DATA_DIR not set; cache /c/x.json: not there; "
             "download from https://example.org/x.json: failed (ConnectionError: HTTPSConnectionPool(host='example.org',"

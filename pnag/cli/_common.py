@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import shutil
 import sys
-from pathlib import Path
 from typing import Any
 
-from .._io import check_output_path
+from .._io import check_output_path, removed_on_error
 from ..errors import PnagError, check_ascii_number, parse_int, shown
 
 
@@ -97,20 +94,6 @@ def check_draws(n_budgets: int, samples: int, what: str = "--samples") -> None:
     if n_budgets * samples > MAX_BUDGET_DRAWS:
         raise PnagError(f"{what}: {samples} draws for each of {n_budgets} budgets ({n_budgets * samples} in all) "
                         f"is too many; allowed: budgets x samples <= {MAX_BUDGET_DRAWS} (memory)")
-
-
-@contextlib.contextmanager
-def removed_on_error(folder: str | Path):
-    """Remove ``folder`` again when the command fails with a :class:`PnagError` before saving any work
-    in it: it did not exist before, and holds no file but a run's ``config.json``."""
-    folder = Path(folder)
-    existed = folder.exists()
-    try:
-        yield
-    except PnagError:
-        if not existed and folder.is_dir() and all(p.is_dir() or p.name == "config.json" for p in folder.rglob("*")):
-            shutil.rmtree(folder, ignore_errors=True)
-        raise
 
 
 def table(rows: list[list[Any]], header: list[str]) -> str:

@@ -6,11 +6,13 @@ from typing import Any
 
 import numpy as np
 
+from .._progress import shows
 from ..errors import PnagError
 from ..nn.mobilenetv3 import MobileNetV3
 from ..space.mbv3 import N_UNITS, MBV3Arch, MBV3Space, parse_arch
 from .backends import get_backend
-from .lut import DEFAULT_ROUNDS, LUT, NETWORK_PROTOCOL, _no_progress, _per_round
+from .lut import LUT
+from .profile import DEFAULT_ROUNDS, NETWORK_PROTOCOL, per_round
 from .measure import MeasureProtocol, runner_pool, time_runs
 
 
@@ -92,12 +94,12 @@ def time_networks_in_rounds(lut: LUT, archs: list, protocol: MeasureProtocol | N
     if protocol is None:
         stored = lut.data.get("network_protocol")
         protocol = MeasureProtocol(**stored) if stored else NETWORK_PROTOCOL
-    per_round = _per_round(protocol, int(lut.data.get("rounds", DEFAULT_ROUNDS)))
+    one_round = per_round(protocol, int(lut.data.get("rounds", DEFAULT_ROUNDS)))
     nets = [MobileNetV3(a) for a in archs]
     shapes = [(lut.batch, 3, a.resolution, a.resolution) for a in archs]
     medians = np.zeros((rounds, len(nets)))
     probes = None if reference is None else np.zeros((rounds, len(nets) + 1))
-    bar = tqdm(total=rounds * len(nets), desc=f"validate {lut.backend}", unit="net", disable=_no_progress(progress),
+    bar = tqdm(total=rounds * len(nets), desc=f"validate {lut.backend}", unit="net", disable=not shows(progress),
                leave=False)
     with runner_pool(be, lut.threads) as runner:
         probe = None if reference is None else runner("reference", lambda: MobileNetV3(reference),
@@ -106,7 +108,7 @@ def time_networks_in_rounds(lut: LUT, archs: list, protocol: MeasureProtocol | N
             if probe is not None:
                 probes[r, 0] = float(np.median(time_runs(probe, REFERENCE_PROTOCOL)))
             for i, net in enumerate(nets):
-                medians[r, i] = float(np.median(time_runs(runner(i, lambda net=net: net, shapes[i]), per_round)))
+                medians[r, i] = float(np.median(time_runs(runner(i, lambda net=net: net, shapes[i]), one_round)))
                 if probe is not None:
                     probes[r, i + 1] = float(np.median(time_runs(probe, REFERENCE_PROTOCOL)))
                 bar.update(1)

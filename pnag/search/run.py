@@ -1,62 +1,33 @@
-"""A run directory: its files, their format version, and serving budgets from it.
+"""A trained run, opened from its directory, and serving budgets from it (:meth:`Run.generate`).
 
-Files (each written atomically): ``config.json`` (format name and version, then the
-:class:`~pnag.search.config.TrainConfig`), ``state.json`` (stages done), ``metrics.json``,
-``data.pt`` (the measured table), ``predictors.pt``, ``ranker.pt``, ``generator.pt``, and a
-``*.ckpt.pt`` while a stage is under way. Every file is checked when read: a damaged or foreign file
-is reported by name, with what to do.
+The run's files and their format are :mod:`pnag.search.run_files`; what an answer holds is
+:class:`~pnag.search.answers.Generation`.
 """
 
 from __future__ import annotations
 
-import warnings
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 
-from .. import _io
 from .._io import torch_save_atomic, write_json_atomic
 from ..errors import BudgetError, DataError, PnagError
 from ..predict.mlp import MLPPredictor
 from ..predict.ranker import ParetoRanker
 from .. import sources
+from .answers import (Generation, Generations, accuracy_column, accuracy_kind, is_proxy, latency_kind,
+                      madds_m)
 from .archive import BudgetArchive
 from .choice import ORIGIN_CODE, ORIGINS, best_feasible, calibration_shift, monotone_sources
 from .config import TrainConfig, make_space
 from .generator import Generator
 from .indices import canonical, index_keys, neighbours
+from .run_files import (RUN_VERSION, config_document, damaged, load_data, load_pt_file, read_config,
+                        read_json_file)
 
-RUN_FORMAT = "pnag-run"
-RUN_VERSION = 2  # 2: skip-token generator, one-scale ranker labels, format field (1: no field)
 ANSWER_MODES = ("pnag", "generator")
-
-
-@dataclass(frozen=True)
-class Generation:
-    """One architecture for one budget. Accuracy in %, latency in ms, MAdds in millions.
-
-    ``origin``: what proposed it (``generator``: one of the generator's draws; ``neighbour``: one
-    decision away from the generator's greedy draw or a measured architecture; ``archive``: the best
-    that the generator stage evaluated within the budget (:mod:`pnag.search.archive`); ``refined``: a
-    short evolution from the candidates (:meth:`Run.refine`); ``measured``: the measured table; ``fastest``: the fastest
-    architecture known, when nothing else fits). ``measured``: its accuracy is a measured value;
-    otherwise ``predicted_accuracy`` is the accuracy model's estimate.
-    """
-
-    budget: float
-    arch: str
-    predicted_accuracy: float
-    predicted_latency_ms: float
-    madds_m: float | None
-    origin: str
-    measured: bool = False
-    resolution: int | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class RunModels:
@@ -87,52 +58,6 @@ class RunModels:
         return self.lat_exact(idx).double()
 
 
-def _damaged(run_dir: Path, name: str, why: str) -> DataError:
-    return DataError(f"run {str(run_dir)!r}: {name} is damaged ({why}); re-run the pnag train command with -o "
-                     f"{str(run_dir)!r} removed (or another -o) to rebuild it")
-
-
-def read_json_file(run_dir: Path, name: str, kind: type, default: Any = None) -> Any:
-    """A JSON file of the run, checked to hold a ``kind`` value (``default`` when absent)."""
-    p = run_dir / name
-    if not p.exists():
-        return default
-    value = _io.read_json_file(p, f"run {str(run_dir)!r}: {name} is damaged",
-                               f"the file pnag train wrote; re-run the pnag train command with -o {str(run_dir)!r} "
-                               "removed (or another -o) to rebuild it")
-    if not isinstance(value, kind):
-        raise _damaged(run_dir, name, f"a JSON {type(value).__name__}, not a {kind.__name__}")
-    return value
-
-
-def config_document(config: TrainConfig) -> dict[str, Any]:
-    """What ``config.json`` holds."""
-    return {"format": RUN_FORMAT, "version": RUN_VERSION, "config": config.to_json()}
-
-
-def read_config(run_dir: Path) -> TrainConfig:
-    """The run's configuration; a clear error for an old, foreign or damaged ``config.json``."""
-    doc = read_json_file(run_dir, "config.json", dict)
-    if doc is None:
-        raise DataError(f"--run: {str(run_dir)!r} is not a training run (no config.json); allowed: a directory "
-                        "written by pnag train -o")
-    if doc.get("format") != RUN_FORMAT:
-        if "space" in doc and "budgets" in doc:
-            raise DataError(f"run {str(run_dir)!r}: written by an older pnag (run format 1, no version field); this "
-                            f"pnag reads run format {RUN_VERSION}: re-run the same pnag train command with another -o")
-        raise _damaged(run_dir, "config.json", f"format {doc.get('format')!r}, not {RUN_FORMAT!r}")
-    if doc.get("version") != RUN_VERSION:
-        raise DataError(f"run {str(run_dir)!r}: run format version {doc.get('version')!r}; this pnag reads version "
-                        f"{RUN_VERSION}: re-run the same pnag train command with another -o")
-    try:
-        return TrainConfig.from_json(doc.get("config"))
-    except (PnagError, TypeError, ValueError) as exc:
-        raise _damaged(run_dir, "config.json", str(exc)) from None
-
-
-_DATA_KEYS = {"idx": torch.int64, "accuracy": torch.float64, "latency": torch.float64, "fastest_idx": torch.int64}
-
-
 class Run:
     """A trained (or partly trained) run directory."""
 
@@ -150,6 +75,7 @@ class Run:
         self.generator: Generator | None = None
         self.archive: BudgetArchive | None = None
         self.resolution_note = ""  # which input resolutions the run searches and why (set by train())
+        self.search_outputs = None  # what pnag.search wrote beside the run (pnag.search.main_job.SearchOutputs)
         self._rows_of: torch.Tensor | None = None  # the measured table _rows was built for
         self._rows: dict[bytes, int] = {}
         self.data: dict[str, torch.Tensor] = {}
@@ -173,7 +99,7 @@ class Run:
     def state(self) -> dict[str, Any]:
         st = read_json_file(self.dir, "state.json", dict, {"done": []})
         if not isinstance(st.get("done"), list) or not all(isinstance(s, str) for s in st["done"]):
-            raise _damaged(self.dir, "state.json", "no list of stages done")
+            raise damaged(self.dir, "state.json", "no list of stages done")
         return st
 
     def mark(self, stage: str, **extra: Any) -> None:
@@ -196,23 +122,7 @@ class Run:
 
     def load_file(self, name: str, keys: Sequence[str] = ()) -> Any:
         """A ``.pt`` file of the run (``weights_only``), checked to be a dict with ``keys``."""
-        p = self.dir / name
-        if not p.exists():
-            raise DataError(f"run {str(self.dir)!r}: {name} is missing; the run is incomplete (re-run the same pnag "
-                            "train command to resume)")
-        try:
-            with warnings.catch_warnings():  # a damaged file makes torch warn before it raises: one message only
-                warnings.simplefilter("ignore")
-                obj = torch.load(p, map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch raises many kinds for a damaged file
-            first = (str(exc).splitlines() or [""])[0][:120]
-            raise _damaged(self.dir, name, f"{type(exc).__name__}: {first}" if first else type(exc).__name__) from None
-        if not isinstance(obj, dict):
-            raise _damaged(self.dir, name, f"holds a {type(obj).__name__}, not a dict")
-        missing = [k for k in keys if k not in obj]
-        if missing:
-            raise _damaged(self.dir, name, f"no {', '.join(missing)}")
-        return obj
+        return load_pt_file(self.dir, name, keys)
 
     @classmethod
     def load(cls, run_dir: str | Path, require_done: bool = True, accuracy: Any = None, latency: Any = None) -> "Run":
@@ -233,29 +143,17 @@ class Run:
     def restore(self, done: Sequence[str]) -> None:
         """Load the saved state of the stages in ``done``."""
         if "data" in done:
-            data = self.load_file("data.pt", tuple(_DATA_KEYS))
-            T = len(self.space.decision_choices)
-            for k, dtype in _DATA_KEYS.items():
-                v = data[k]
-                if not isinstance(v, torch.Tensor) or v.dtype != dtype:
-                    raise _damaged(self.dir, "data.pt", f"{k} is not a {dtype} tensor")
-            n = len(data["idx"])
-            if data["idx"].shape != (n, T) or data["accuracy"].shape != (n,) or data["latency"].shape != (n,) \
-                    or data["fastest_idx"].shape != (T,):
-                raise _damaged(self.dir, "data.pt", f"tensor shapes do not describe {T}-decision architectures")
-            self.data = {k: data[k] for k in _DATA_KEYS}
-            if isinstance(data.get("eval_measured"), torch.Tensor) and data["eval_measured"].numel() == 1:
-                self.data["eval_measured"] = data["eval_measured"]  # look-up rounds done (pnag.search.active)
+            self.data = load_data(self.dir, len(self.space.decision_choices))
         if "predictors" in done:
             st = self.load_file("predictors.pt", ("acc", "lat"))
             try:
                 acc_pred = MLPPredictor.from_state_dict(st["acc"], self.space) if st["acc"] else None
                 lat_pred = MLPPredictor.from_state_dict(st["lat"], self.space) if st["lat"] else None
             except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-                raise _damaged(self.dir, "predictors.pt", type(exc).__name__) from None
+                raise damaged(self.dir, "predictors.pt", type(exc).__name__) from None
             acc_model = self.acc_source.model if acc_pred is None else None
             if acc_pred is None and acc_model is None:
-                raise _damaged(self.dir, "predictors.pt", "no accuracy predictor for a source that needs one")
+                raise damaged(self.dir, "predictors.pt", "no accuracy predictor for a source that needs one")
             lat_exact = None if lat_pred is not None else self.lat_source
             self.models = RunModels(self.space, self.config, acc_model, acc_pred, lat_exact, lat_pred)
         if "ranker" in done and self.config.reward == "pareto":
@@ -267,11 +165,11 @@ class Run:
                 self.generator.load_state_dict(st["model"])
                 self.archive = BudgetArchive.from_state_dict(st["archive"]) if "archive" in st else None
             except (RuntimeError, TypeError, AttributeError, KeyError, ValueError, IndexError) as exc:
-                raise _damaged(self.dir, "generator.pt", f"{type(exc).__name__}: weights of another shape") from None
+                raise damaged(self.dir, "generator.pt", f"{type(exc).__name__}: weights of another shape") from None
             self.generator.eval()
         self.metrics = read_json_file(self.dir, "metrics.json", dict, {})
         if "done" in done and not isinstance(self.metrics.get("min_latency_ms"), (int, float)):
-            raise _damaged(self.dir, "metrics.json", "no min_latency_ms")
+            raise damaged(self.dir, "metrics.json", "no min_latency_ms")
 
     def new_generator(self) -> Generator:
         with torch.random.fork_rng(devices=[]):
@@ -449,8 +347,9 @@ class Run:
         return self.choose(budgets, both, origin, include_table=False)
 
     def generate(self, budgets: Sequence[float] | float, samples: int = 1, seed: int = 0,
-                 mode: str = "pnag") -> list[Generation]:
-        """For each budget (ms) the chosen architecture.
+                 mode: str = "pnag") -> Generations:
+        """For each budget (ms) the chosen architecture, as :class:`~pnag.search.answers.Generations` (a list
+        of :class:`Generation`, with ``to_frame()`` and ``to_csv(path)``).
 
         ``mode="pnag"`` (default): the best, by the run's objective, of ``samples`` generator draws (the
         greedy one first), one-decision neighbours of the greedy draw and of the best measured
@@ -481,23 +380,19 @@ class Run:
             chosen = self.refine(b, wide, self.choose(b, wide, origin), self.config.refine_generations)
         else:
             chosen = self.choose(b, cand, origin, include_table=False)
-        out = []
+        lat_is = latency_kind(self)
+        out = Generations(accuracy_column=accuracy_column(self), accuracy_unit="score" if is_proxy(self) else "%")
         for i, x in enumerate(b.tolist()):
             arch = self.space.from_indices(chosen["idx"][i].tolist())
+            measured = bool(chosen["measured"][i])
             out.append(Generation(budget=float(x), arch=self.space.format(arch),
                                   predicted_accuracy=float(chosen["accuracy"][i]),
-                                  predicted_latency_ms=float(chosen["latency"][i]), madds_m=_madds_m(arch),
-                                  origin=ORIGINS[int(chosen["origin"][i])], measured=bool(chosen["measured"][i]),
-                                  resolution=getattr(arch, "resolution", None)))
+                                  predicted_latency_ms=float(chosen["latency"][i]), madds_m=madds_m(arch),
+                                  origin=ORIGINS[int(chosen["origin"][i])], measured=measured,
+                                  resolution=getattr(arch, "resolution", None),
+                                  accuracy_is=accuracy_kind(self, measured), latency_is=lat_is))
         return out
 
 
-def _madds_m(arch) -> float | None:
-    if getattr(arch, "space", None) != "mbv3":
-        return None
-    from ..nn.cost import arch_cost
-
-    return round(arch_cost(arch).madds_m, 3)
-
-
-__all__ = ["Run", "RunModels", "Generation", "RUN_VERSION", "ANSWER_MODES", "read_config", "config_document"]
+__all__ = ["Run", "RunModels", "Generation", "Generations", "RUN_VERSION", "ANSWER_MODES", "read_config",
+           "config_document"]

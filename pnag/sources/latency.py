@@ -87,7 +87,7 @@ def _latency_source(spec: str, space: Any, progress: bool | None) -> LatencySour
     if kind == "measure" and rest:
         return MeasuredSource(rest)
     if spec == "local":
-        from ..latency.lut import local_lut
+        from ..latency.profile import local_lut
 
         searched = getattr(space, "resolutions", ()) if getattr(space, "searches_resolution", False) else None
         return local_lut(width=width or 1.2, resolution=resolution or 224, progress=progress, resolutions=searched)
