@@ -32,3 +32,15 @@ def use_mirror(mirror_dir, monkeypatch) -> Path:
     """Point PNAG_DATA_DIR at the offline mirror for this test (skips without one)."""
     monkeypatch.setenv("PNAG_DATA_DIR", str(mirror_dir))
     return mirror_dir
+
+
+@pytest.fixture
+def user_backend():
+    """A matplotlib backend a user chose (``svg``) for the test, and the one before restored after it:
+    pnag's plots must leave it as it is."""
+    import matplotlib
+
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")
+    yield "svg"
+    matplotlib.use(before)

@@ -15,7 +15,6 @@ import numpy as np
 from pnag.cli import main
 from pnag.cli._common import table
 from pnag.cli._report import ACCURACY_KINDS, LATENCY_KINDS
-from pnag.data import readers
 from pnag.sources import get_latency_source
 from pnag.space import MBV3Space
 
@@ -69,7 +68,6 @@ def test_search_without_the_dataset_falls_back_to_a_proxy_and_says_so(mirror_dir
     (mirror / "i7-8700K_lut.yaml").symlink_to(mirror_dir / "i7-8700k-lut" / "i7-8700K_lut.yaml")
     monkeypatch.setenv("PNAG_DATA_DIR", str(tmp_path / "mirror"))
     monkeypatch.setenv("PNAG_OFFLINE", "1")
-    monkeypatch.setattr(readers, "_LOADED", {})  # forget datasets an earlier test read in this process
     out = tmp_path / "search"
     assert main(["search", "--latency", "lut:i7-8700k", "--train-samples", "12", "-n", "2", "-o", str(out), "-q"]) == 0
     cap = capsys.readouterr()
@@ -131,7 +129,6 @@ def test_search_labels_results_csv_and_rerun_after_the_data_came(mirror_dir, tmp
     (lut_only / "i7-8700K_lut.yaml").symlink_to(mirror_dir / "i7-8700k-lut" / "i7-8700K_lut.yaml")
     monkeypatch.setenv("PNAG_DATA_DIR", str(lut_only.parent))
     monkeypatch.setenv("PNAG_OFFLINE", "1")
-    monkeypatch.setattr(readers, "_LOADED", {})
     argv = ["search", "--latency", "lut:i7-8700k", "-n", "3", "-q"]
     assert main(argv + ["--train-samples", "12"]) == 0
     first = capsys.readouterr()
@@ -143,7 +140,6 @@ def test_search_labels_results_csv_and_rerun_after_the_data_came(mirror_dir, tmp
     labels.clear()
     monkeypatch.setenv("PNAG_DATA_DIR", str(mirror_dir))
     monkeypatch.delenv("PNAG_OFFLINE")
-    monkeypatch.setattr(readers, "_LOADED", {})
     assert main(argv) == 0  # the default folder holds the proxy run: a fresh folder, said in one line
     cap = capsys.readouterr()
     moved = [x for x in cap.err.splitlines() if x.startswith("output:")]
