@@ -186,15 +186,17 @@ def exclusive_writer(path: str | os.PathLike, what: str) -> Iterator[Path]:
 
 
 def save_figure_atomic(fig, path: str | os.PathLike, fmt: str = "png", **savefig: Any) -> Path:
-    """Render a matplotlib figure to ``path`` atomically (a reader never sees half an image) and close it;
-    ``savefig`` are ``Figure.savefig``'s options (``dpi``, ``bbox_inches``)."""
+    """Render a matplotlib figure to ``path`` atomically (a reader never sees half an image), and close it
+    if pyplot holds it; ``savefig`` are ``Figure.savefig``'s options (``dpi``, ``bbox_inches``). The
+    backend is left as it is: a plain ``matplotlib.figure.Figure`` renders without one."""
     import io
-
-    import matplotlib.pyplot as plt
+    import sys
 
     buf = io.BytesIO()
     fig.savefig(buf, format=fmt, **savefig)
-    plt.close(fig)
+    plt = sys.modules.get("matplotlib.pyplot")
+    if plt is not None:  # only a figure made by pyplot is held by it
+        plt.close(fig)
     with atomic_open(path, "wb") as fh:
         fh.write(buf.getvalue())
     return Path(path)

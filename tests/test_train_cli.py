@@ -96,11 +96,14 @@ def test_train_options_reach_the_run(trained):
     assert run.config.steps == 20 and run.config.train_samples == 100
 
 
-def test_plot(trained, tmp_path, capsys):
+def test_plot(trained, tmp_path, capsys, user_backend):
+    import matplotlib
+
     d, _ = trained
     png = tmp_path / "p.png"
     assert main(["plot", str(d), "-o", str(png)]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert matplotlib.get_backend() == user_backend  # a PNG drawn without switching the user's backend
     _err(capsys, ["plot", str(d), "-o", str(tmp_path / "p.pdf")], ".png")
     png2 = tmp_path / "p2.png"  # the run as a flag too, as pnag generate takes it
     assert main(["plot", "--run", str(d), "-o", str(png2)]) == 0 and png2.read_bytes()[:4] == b"\x89PNG"

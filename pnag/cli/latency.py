@@ -122,16 +122,14 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _plot_validation(res: dict, path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: a library leaves the user's backend alone
 
     from .._io import save_figure_atomic
 
     m = [r["measured_ms"] for r in res["rows"]]
     p = [r["predicted_ms"] for r in res["rows"]]
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    fig = Figure(figsize=(4.5, 4.5))
+    ax = fig.subplots()
     ax.scatter(m, p, s=12)
     lo, hi = min(m + p), max(m + p)
     ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)

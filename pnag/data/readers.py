@@ -26,7 +26,7 @@ from .pnag_format import (PNAG_MEASURED_ON, PNAG_PLATFORMS, pnag_json_entries, r
                           write_pnag_json)
 from .records import (Accuracy, Dataset, Latency, Record, checked_latencies, madds_params, make_dataset,
                       number_from_text)
-from .registry import get_dataset_info, get_file
+from .registry import file_stamps, files_asked, get_dataset_info, get_file
 
 # -- the public ImageNet CSVs (DyNAS-T) --------------------------------------------------------------
 OFA_MBV3_W10 = "ofa-mbv3-w1.0-imagenet"
@@ -245,21 +245,29 @@ _NO_RECORDS = {
 RECORD_DATASETS = (OFA_MBV3_W10, "nb201", "help-ofa-gpu")
 
 
-_LOADED: dict[tuple, Dataset] = {}
+# (name, options) -> (the files read, where they were read from, the dataset)
+_LOADED: dict[tuple, tuple[tuple[tuple[str, str], ...], tuple, Dataset]] = {}
 
 
 def load_dataset(name: str, **kwargs) -> Dataset:
     """A registered dataset with records (``ofa-mbv3-w1.0-imagenet``, ``nb201``, ``help-ofa-gpu``), a
     published-format ``.json`` file or a ``pnag collect`` ``.jsonl`` file. ``nb201`` takes ``accuracy_on`` and ``devices``.
 
-    Registered datasets are read once per process (their files are checksummed, so they cannot differ).
+    A registered dataset is read again only when its files are read from elsewhere or have changed
+    (``PNAG_DATA_DIR``, ``PNAG_CACHE_DIR``, a file's mtime or size): until then the dataset read
+    before is returned.
     """
     if name in RECORD_DATASETS:
         key = (name, tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in kwargs.items())))
-        if key not in _LOADED:
-            loader = {OFA_MBV3_W10: _load_ofa_mbv3, "nb201": _load_nb201, "help-ofa-gpu": _load_help}[name]
-            _LOADED[key] = loader(**kwargs)
-        return _LOADED[key]
+        hit = _LOADED.get(key)
+        if hit is not None and file_stamps(hit[0]) == hit[1]:
+            return hit[2]
+        loader = {OFA_MBV3_W10: _load_ofa_mbv3, "nb201": _load_nb201, "help-ofa-gpu": _load_help}[name]
+        with files_asked() as asked:
+            ds = loader(**kwargs)
+        files = tuple(dict.fromkeys(asked))
+        _LOADED[key] = (files, file_stamps(files), ds)
+        return ds
     if name in _NO_RECORDS:
         raise DataError(f"dataset {name!r} holds {_NO_RECORDS[name]}; datasets with records: {allowed(RECORD_DATASETS)}")
     if name.endswith(".jsonl"):

@@ -16,11 +16,8 @@ def plot_run(run, path: str | Path, budgets=None, samples: int = 16, gens=None, 
     and each budget's answer, marked measured or predicted and joined to its budget by a dotted line (so that
     an architecture answering several budgets shows each of them). ``gens``: the answers when already
     generated for ``budgets``; ``title``: a first title line (the device and the sources follow)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.figure import Figure  # not pyplot: a library leaves the user's backend alone
     from matplotlib.transforms import blended_transform_factory
 
     from .._io import save_figure_atomic
@@ -42,7 +39,8 @@ def plot_run(run, path: str | Path, budgets=None, samples: int = 16, gens=None, 
     table_is = accuracy_kind(run, True)
     front = pareto_front(acc, lat)
     order = np.argsort(lat[front])
-    fig, ax = plt.subplots(figsize=(8, 5.2), dpi=120)
+    fig = Figure(figsize=(8, 5.2), dpi=120)
+    ax = fig.subplots()
     what = "proxy score" if proxy else f"{table_is} top-1"
     ax.scatter(lat, acc, s=6, c="0.72", label=f"{what} of {len(acc)} architectures (latency: {lat_is})")
     ax.plot(lat[front][order], acc[front][order], "-", c="0.3", lw=1, label=f"Pareto front of these ({what})")
