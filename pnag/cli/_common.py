@@ -21,8 +21,8 @@ def print_json(obj: Any) -> None:
 ACCURACY_HELP = ("dataset:NAME (or a records file), nb201:cifar10|cifar100|ImageNet16-120, nb201-exact:DATASET, "
                  "ofa-predictor, proxy:NAME (madds, params, synflow, gradnorm, zico), supernet:CKPT (with --imagenet) "
                  "or a registered prefix")
-LATENCY_HELP = ("lut:FILE, lut:note10, lut:i7-8700k, nb201:DEVICE, table:help-ofa-gpu:GPU_BATCH, measure:BACKEND "
-                "or local")
+LATENCY_HELP = ("lut:FILE, lut:note10, lut:i7-8700k, nb201:DEVICE, table:help-ofa-gpu:GPU_BATCH, measure:BACKEND, "
+                "local or adapted:FILE")
 
 # Seeds: torch's generators take 0..2**64-1 and numpy's any integer >= 0; pnag derives further seeds as
 # seed + k (k < 10**4), so a seed is 0..2**63-1, a signed 64-bit integer, which every one of them accepts.

@@ -12,6 +12,7 @@ import csv
 import json
 import os
 import re
+import threading
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,9 +127,28 @@ def help_ofa_devices() -> list[str]:
     return [Path(f.relpath).stem for f in get_dataset_info("help-ofa-gpu").files if f.relpath.startswith("latency/")]
 
 
+_HELP_OFA: tuple[tuple, tuple[MBV3Arch, ...], dict[str, np.ndarray]] | None = None  # (files' stamps, archs, ms)
+_HELP_OFA_LOCK = threading.Lock()
+
+
 def load_help_ofa_gpu() -> tuple[list[MBV3Arch], dict[str, np.ndarray]]:
     """The 5,000 HELP subnets (width 1.2, resolutions 128..224) and their whole-network latency (ms)
-    per device setting, e.g. ``{"v100_1": ndarray (5000,), ...}``."""
+    per device setting, e.g. ``{"v100_1": ndarray (5000,), ...}`` (read-only arrays). Read once, and again
+    when its files are read from elsewhere or have changed: a source per device setting reads nothing more."""
+    global _HELP_OFA
+    files = [("help-ofa-gpu", "ofa_archs.pt")] + [("help-ofa-gpu", f"latency/{d}.pt") for d in help_ofa_devices()]
+    with _HELP_OFA_LOCK:
+        stamp = file_stamps(files)
+        if _HELP_OFA is None or _HELP_OFA[0] != stamp:
+            archs, lat = _read_help_ofa_gpu()
+            for v in lat.values():
+                v.setflags(write=False)
+            _HELP_OFA = (stamp, tuple(archs), lat)
+        _, archs, lat = _HELP_OFA
+    return list(archs), dict(lat)
+
+
+def _read_help_ofa_gpu() -> tuple[list[MBV3Arch], dict[str, np.ndarray]]:
     import torch
 
     archs = load_ofa_archs_pt(get_file("help-ofa-gpu", "ofa_archs.pt"))

@@ -8,7 +8,8 @@ predictor used as the source), ``proxy`` (a training-free proxy's score, compute
 ``predicted-proxy`` (the predictor's estimate of that score). A latency is ``measured`` (each network
 timed whole: ``measure:``, NAS-Bench-201, whole-network tables), ``lut-estimate`` (the sum of a
 per-layer lookup table's entries, corrected) or ``predicted`` (the run's latency predictor,
-``latency_samples``). Tables, CSV files, frames, JSON and plots use these names.
+``latency_samples``, or a model adapted to the device, ``adapted:FILE``). Tables, CSV files, frames, JSON
+and plots use these names.
 """
 
 from __future__ import annotations
@@ -144,9 +145,10 @@ def latency_kind(run) -> str:
     """What the run's latencies are (one of :data:`LATENCY_KINDS`)."""
     from ..latency.base import TableSource
 
-    if run.config.latency_samples:
+    source = run.lat_source.source
+    if run.config.latency_samples or getattr(source, "kind", None) == "predicted":  # e.g. an adapted: model
         return "predicted"
-    return "lut-estimate" if isinstance(run.lat_source.source, TableSource) else "measured"
+    return "lut-estimate" if isinstance(source, TableSource) else "measured"
 
 
 def accuracy_column(run) -> str:
