@@ -130,6 +130,30 @@ def test_help_ofa_gpu(use_mirror, tmp_path):
         load_ofa_archs_pt(tmp_path / "evil.pt")
 
 
+def test_help_ofa_gpu_is_read_once_per_files(use_mirror, tmp_path, monkeypatch):
+    """A source per GPU setting does not read the 5,000 networks again; another PNAG_DATA_DIR is read again."""
+    import pnag.data.readers as readers
+
+    monkeypatch.setenv("PNAG_OFFLINE", "1")
+    reads = []
+    real = readers._read_help_ofa_gpu
+    monkeypatch.setattr(readers, "_read_help_ofa_gpu", lambda: reads.append(1) or real())
+    monkeypatch.setattr(readers, "_HELP_OFA", None)
+    archs, lat = load_help_ofa_gpu()
+    again, lat2 = load_help_ofa_gpu()
+    assert len(reads) == 1 and again == archs and lat2["v100_1"] is lat["v100_1"]
+    with pytest.raises(ValueError):  # shared, so read-only
+        lat["v100_1"][0] = 1.0
+    other = tmp_path / "other" / "help-ofa-gpu"
+    (other / "latency").mkdir(parents=True)
+    (other / "ofa_archs.pt").symlink_to(use_mirror / "help-ofa-gpu" / "ofa_archs.pt")
+    for f in (use_mirror / "help-ofa-gpu" / "latency").iterdir():
+        (other / "latency" / f.name).symlink_to(f)
+    monkeypatch.setenv("PNAG_DATA_DIR", str(other.parent))
+    third, lat3 = load_help_ofa_gpu()
+    assert len(reads) == 2 and third == archs and np.array_equal(lat3["v100_1"], lat["v100_1"])
+
+
 def test_ofa_specialized(use_mirror):
     pts = load_ofa_specialized()
     assert len(pts) == 50 and sum(p.arch is not None for p in pts) == 34
