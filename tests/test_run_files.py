@@ -56,3 +56,47 @@ def test_damaged_files_are_named(run_dir, tmp_path, capsys):
         (bad / name).write_bytes(b"\x80garbage")
         code, out = _generate(bad, budget, capsys)
         assert code == 2 and name in out.err and out.err.count("\n") == 1, (name, out.err)
+
+
+def test_a_damaged_checkpoint_is_named_by_the_resumed_train(tmp_path, monkeypatch, capsys):
+    """A run stopped inside its ranker fit leaves ranker.ckpt.pt; damaged, the re-run pnag train names it in
+    one line, exit 2 (issue 21, item 8)."""
+    import io
+
+    import torch
+
+    from pnag.search import checkpoint as C
+
+    syn.patch(monkeypatch.setattr)
+    lo, hi = syn.tiny_config().budgets
+    argv = ["train", "--space", "nb201", "--accuracy", "synthetic", "--latency", "synthetic", "--budgets",
+            f"{lo}:{hi}", "--steps", "4", "-q", "-o", str(tmp_path / "run")]
+    monkeypatch.setattr(C, "CHECKPOINT_SECONDS", 0.0)
+    real = C.StageCheckpoint.save
+
+    def save_then_stop(self, state):
+        real(self, state)
+        if self.name == "ranker.ckpt.pt" and state["step"] == 3:
+            raise KeyboardInterrupt  # as Ctrl-C would, right after the save
+
+    monkeypatch.setattr(C.StageCheckpoint, "save", save_then_stop)
+    assert main(argv) == 130
+    monkeypatch.setattr(C.StageCheckpoint, "save", real)
+    ckpt = tmp_path / "run" / "ranker.ckpt.pt"
+    good = ckpt.read_bytes()
+
+    def saved(obj):
+        buf = io.BytesIO()
+        torch.save(obj, buf)
+        return buf.getvalue()
+
+    state = torch.load(io.BytesIO(good), weights_only=True)
+    for content in (b"\x80garbage", json.dumps({"step": 3}).encode(), saved([1, 2]), saved({"step": 3}),
+                    saved({**state, "optim": {"state": {}, "param_groups": []}}), saved({**state, "step": -1})):
+        ckpt.write_bytes(content)
+        capsys.readouterr()
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "ranker.ckpt.pt is damaged" in err and err.count("\n") == 1 and "Traceback" not in err, err
+    ckpt.write_bytes(good)
+    assert main(argv) == 0 and not ckpt.exists()

@@ -297,28 +297,32 @@ class _Stop(Exception):
     pass
 
 
-def test_eval_resume_is_exact_when_stopped_between_the_data_and_the_state_write(patched, tmp_path, monkeypatch):
+@pytest.mark.parametrize("write", ["save_data", "save_metrics"])
+def test_eval_resume_is_exact_when_stopped_between_the_data_and_the_state_write(patched, tmp_path, monkeypatch, write):
     """A stop right after a round's look-ups are saved, before anything else records them, neither
-    repeats nor loses the round (issue 21, item 4)."""
+    repeats nor loses the round (issue 21, item 4), nor its figures in metrics.json; nor a stop right
+    after its figures are saved, before its look-ups are."""
     cfg = syn.tiny_config(eval_budget=6, eval_rounds=2, steps=8)
     straight = train(cfg, tmp_path / "straight", progress=False)
-    real = Run.save_data
+    real = getattr(Run, write)
     calls = {"n": 0}
 
-    def save_then_stop(self):
-        real(self)
-        if "eval_measured" in self.data:
+    def save_then_stop(self, *args):
+        real(self, *args)
+        if "eval_measured" in self.data or (args and args[0].get("eval")):
             calls["n"] += 1
             if calls["n"] == 1:
-                raise _Stop  # killed here: data.pt holds round 1, state.json and metrics.json do not
+                raise _Stop  # killed here: data.pt (or metrics.json) holds round 1, state.json does not
 
-    monkeypatch.setattr(Run, "save_data", save_then_stop)
+    monkeypatch.setattr(Run, write, save_then_stop)
     with pytest.raises(_Stop):
         train(cfg, tmp_path / "stopped", progress=False)
-    monkeypatch.setattr(Run, "save_data", real)
+    monkeypatch.setattr(Run, write, real)
     resumed = train(cfg, tmp_path / "stopped", progress=False)
     assert len(resumed.data["idx"]) == len(straight.data["idx"]) <= 100 + 6
     assert torch.equal(resumed.data["idx"], straight.data["idx"])
+    assert [h["round"] for h in resumed.metrics["eval"]] == [1, 2]
+    assert resumed.metrics["eval"] == straight.metrics["eval"]
 
 
 def test_a_second_writer_of_a_run_directory_is_refused(patched, tmp_path):

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from ..errors import DataError, PnagError, allowed
+from .resume import restore_training, training_state
 
 PRESETS = ("published", "fast")
 TARGETS = ("identity", "log-error")
@@ -171,22 +172,27 @@ class MLPPredictor:
             raise DataError("predictor targets: contain NaN or infinite values; allowed: finite numbers")
         return X, y
 
-    def fit(self, X: Any, y: Any, progress: bool = False) -> dict[str, Any]:
+    def fit(self, X: Any, y: Any, progress: bool = False, checkpoint: Any = None) -> dict[str, Any]:
         """Train on encodings ``X (N, d_in)`` and targets ``y (N,)``.
 
         Reports ``{"rmse", "kendall_tau"}`` (units of ``y``) on held-out data: for a bootstrap ensemble
         with ``refit``, out-of-bag (every example judged by the members that never saw it, one
         training run on all the data); otherwise on a seeded ``val_fraction`` split, and with
         ``refit`` the model is then retrained on all the data.
+
+        ``checkpoint`` (:mod:`pnag.predict.resume`): the fit saves its state after any epoch where
+        ``checkpoint.due()`` and resumes from ``checkpoint.state``; the result is the same as an
+        uninterrupted fit's.
         """
         X, y = self._check_xy(X, y)
+        saved = None if checkpoint is None else checkpoint.state
         cfg = self.config
         n = len(y)
         self.oob_pred = None
         yt = self._to_target(y)  # what the members regress; predictions and metrics stay in y's units
         if cfg.ensemble > 1 and cfg.bootstrap and cfg.refit:
             # out-of-bag: each example is held out from the members whose bootstrap left it out (~37 %)
-            w = self._train(X, yt, seed=cfg.seed)
+            w = self._train(X, yt, seed=cfg.seed, checkpoint=checkpoint, saved=saved)
             with torch.no_grad():
                 m = self._members(torch.from_numpy(X)).numpy()
             oob = (w.numpy() == 0)
@@ -205,12 +211,20 @@ class MLPPredictor:
         perm = rng.permutation(n)
         val, tr = perm[:n_val], perm[n_val:]
         metrics = {"n_train": int(len(tr)), "n_val": int(n_val), "preset": cfg.preset, "validation": "split"}
-        self._train(X[tr], yt[tr], seed=cfg.seed)
+        # part 0 trains on the split; part 1 (refit) on all the data, its checkpoints holding part 0's metrics
+        parts = 2 if n_val and cfg.refit else 1
+        part = 0 if saved is None else saved.get("part")
+        if part not in range(parts) or part == 1 and not (isinstance(saved.get("metrics"), dict)
+                                                          and {"rmse", "kendall_tau"} <= set(saved["metrics"])):
+            raise checkpoint.damaged(f"part {part!r} of a fit in {parts} part(s)")
+        if part == 0:
+            self._train(X[tr], yt[tr], seed=cfg.seed, checkpoint=checkpoint, saved=saved, part=0)
+            saved = None
         if n_val:
-            m = regression_metrics(self.predict(X[val]), y[val])
+            m = regression_metrics(self.predict(X[val]), y[val]) if part == 0 else saved["metrics"]
             metrics.update(rmse=m["rmse"], kendall_tau=m["kendall_tau"])
             if cfg.refit:
-                self._train(X, yt, seed=cfg.seed + 1)
+                self._train(X, yt, seed=cfg.seed + 1, checkpoint=checkpoint, saved=saved, part=1, metrics=metrics)
                 metrics["n_train"] = int(n)
         else:
             metrics.update(rmse=float("nan"), kendall_tau=float("nan"))
@@ -233,8 +247,10 @@ class MLPPredictor:
             return t
         return ERROR_CEILING_PCT - torch.exp(-t)
 
-    def _train(self, X: np.ndarray, y: np.ndarray, seed: int) -> torch.Tensor:
-        """Train a fresh ensemble on targets ``y`` (already on the members' scale); returns the
+    def _train(self, X: np.ndarray, y: np.ndarray, seed: int, checkpoint: Any = None, saved: dict | None = None,
+               **extra: Any) -> torch.Tensor:
+        """Train a fresh ensemble on targets ``y`` (already on the members' scale), from the state
+        ``saved`` where given, saving to ``checkpoint`` (with ``extra``) when it is due; returns the
         per-member example weights ``(K, N)`` used."""
         cfg = self.config
         self.y_mean = float(y.mean())
@@ -258,8 +274,10 @@ class MLPPredictor:
         steps_per_epoch = max(1, math.ceil(n / bs))
         total = cfg.epochs * steps_per_epoch
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+        start = 0 if saved is None else restore_training(saved, cfg.epochs, self.net, opt, gen, checkpoint.damaged,
+                                                         sched)
         self.net.train()
-        for _ in range(cfg.epochs):
+        for epoch in range(start, cfg.epochs):
             perm = torch.randperm(n, generator=gen)
             for s in range(steps_per_epoch):
                 b = perm[s * bs:(s + 1) * bs]
@@ -270,6 +288,8 @@ class MLPPredictor:
                 loss.sum().backward()
                 opt.step()
                 sched.step()
+            if checkpoint is not None and epoch + 1 < cfg.epochs and checkpoint.due():
+                checkpoint.save(training_state(epoch + 1, self.net, opt, gen, sched, **extra))
         self.net.eval()
         return w
 

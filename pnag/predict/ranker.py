@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from ..errors import BudgetError, DataError, PnagError, allowed, check_fraction
+from .resume import restore_training, training_state
 
 BUDGET_MODES = ("continuous", "onehot")
 
@@ -101,7 +102,7 @@ class ParetoRanker(nn.Module):
         return lo + (hi - lo) * torch.rand(n, generator=generator)
 
     def fit(self, X: Any, acc: Any, lat: Any, steps: int = 400, pairs: int = 1024, lr: float = 3e-3,
-            seed: int = 0, top_pairs: float = 0.0, top_draws: int = 5) -> dict[str, float]:
+            seed: int = 0, top_pairs: float = 0.0, top_draws: int = 5, checkpoint: Any = None) -> dict[str, float]:
         """Train on encodings ``X (N, D)``, accuracies ``acc (N,)`` and latencies ``lat (N,)`` (ms).
 
         Each step draws ``pairs`` pairs, each with its own budget: a fraction ``top_pairs`` of them
@@ -110,6 +111,10 @@ class ParetoRanker(nn.Module):
         Uniform pairs are mostly decided by latency or by a wide accuracy gap; the top pairs teach the
         order that a search under the budget acts on. Returns ``{"loss", "pair_accuracy"}`` on a fresh
         seeded set of uniform pairs (fraction of decided pairs ordered correctly).
+
+        ``checkpoint`` (:mod:`pnag.predict.resume`): the fit saves its state after any step where
+        ``checkpoint.due()`` and resumes from ``checkpoint.state``; the result is the same as an
+        uninterrupted fit's.
         """
         X = torch.as_tensor(np.asarray(X, dtype=np.float32))
         acc = torch.as_tensor(np.asarray(acc, dtype=np.float64))
@@ -131,8 +136,10 @@ class ParetoRanker(nn.Module):
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, steps))
         n_top = int(round(top_pairs * pairs))
         order = torch.argsort(lat)
+        saved = None if checkpoint is None else checkpoint.state
+        start = 0 if saved is None else restore_training(saved, steps, self.mlp, opt, gen, checkpoint.damaged, sched)
         self.train()
-        for _ in range(steps):
+        for step in range(start, steps):
             i = torch.randint(n, (pairs,), generator=gen)
             j = torch.randint(n, (pairs,), generator=gen)
             b = self.sample_budgets(pairs, gen)
@@ -145,6 +152,8 @@ class ParetoRanker(nn.Module):
             loss.backward()
             opt.step()
             sched.step()
+            if checkpoint is not None and step + 1 < steps and checkpoint.due():
+                checkpoint.save(training_state(step + 1, self.mlp, opt, gen, sched))
         self.eval()
         return self.evaluate(X, acc, lat, pairs=4 * pairs, seed=seed + 1)
 

@@ -52,8 +52,11 @@ def stage_eval(run: Run, metrics: dict, refit: Refit) -> None:
         seed = cfg.seed + 100 * (r + 1)
         budgets = np.linspace(max(lo, run.min_latency_ms), hi, per[r])
         # rounds measured are counted inside data.pt, saved in one write with what they measured: a stop
-        # between that write and the state's can neither lose nor repeat a round's look-ups
+        # between that write and the state's can neither lose nor repeat a round's look-ups. The round's
+        # figures are saved just before: a stop between the two measures the round again (the same
+        # look-ups: nothing they depend on has changed) and replaces them
         if int(run.data.get("eval_measured", torch.tensor(0))) < r + 1:
+            hist[:] = [h for h in hist if not (isinstance(h, dict) and h.get("round") == r + 1)]
             cand = eval_proposals(run, budgets, seed).reshape(-1, run.generator.T)
             mean, std = run.models.accuracy(cand)
             ucb = (mean + cfg.optimism * std).view(len(budgets), -1)
@@ -93,9 +96,9 @@ def stage_eval(run: Run, metrics: dict, refit: Refit) -> None:
                              "mean_predicted": float(pred_mean.mean())})
             else:
                 hist.append({"round": r + 1, "measured": 0})
+            run.save_metrics(metrics)
             run.data["eval_measured"] = torch.tensor(r + 1)
             run.save_data()
-            run.save_metrics(metrics)
         fit = refit(run, metrics, r)
         metrics.setdefault("predictors_after_eval", {})[str(r + 1)] = fit
         run.save_metrics(metrics)

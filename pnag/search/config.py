@@ -80,6 +80,8 @@ class TrainConfig:
     eval_candidates: int = 256
     eval_temperature: float = 2.0  # flatter sampling for diverse look-up proposals
     eval_parents: int = 4  # look-ups also consider neighbours of this many best measured archs per budget
+    # the generator stage saves a checkpoint every this many steps (every stage also at least once a second:
+    # pnag.search.checkpoint.CHECKPOINT_SECONDS)
     checkpoint_every: int = 50
     # weight of the generator's imitation of the budget archive's elites (pnag.search.archive); 0: plain
     # policy gradient as published, no archive. 3 measured on tuning seeds (NB201 cifar10/raspi4 seeds

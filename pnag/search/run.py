@@ -103,11 +103,14 @@ class Run:
         return st
 
     def mark(self, stage: str, **extra: Any) -> None:
+        """Record ``stage`` done in state.json; its checkpoints (:mod:`pnag.search.checkpoint`) are then removed."""
         st = self.state()
         if stage not in st["done"]:
             st["done"].append(stage)
         st.update(extra)
         write_json_atomic(self.dir / "state.json", st)
+        for ckpt in self.dir.glob("*.ckpt.pt"):
+            ckpt.unlink(missing_ok=True)
 
     def save_data(self) -> None:
         torch_save_atomic({k: v.clone() for k, v in self.data.items()}, self.dir / "data.pt")

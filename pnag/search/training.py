@@ -1,7 +1,7 @@
 """Train once, generate for any budget: predictors, Pareto-aware ranker and generator in one run directory.
 
 Stages (each saved atomically in the run directory; an interrupted run resumes from the last saved one,
-and the generator from its last checkpoint):
+and inside a stage from its last checkpoint, :mod:`pnag.search.checkpoint`, with the same result):
 
 1. ``data``: the measured table (architectures as decision indices, accuracy %, latency ms);
 2. ``predictors``: an accuracy ensemble (:class:`pnag.predict.MLPPredictor`; none when the accuracy
@@ -32,7 +32,9 @@ from .._io import torch_save_atomic
 from ..errors import BudgetError, PnagError
 from ..predict.mlp import MLPPredictor, PredictorConfig
 from ..predict.ranker import ParetoRanker
+from ..predict.resume import restore_training, restoring, training_state
 from .archive import BudgetArchive, offspring
+from .checkpoint import StageCheckpoint
 from .config import TrainConfig
 from .indices import canonical, index_keys, random_indices
 from .policy import policy_gradient_step
@@ -85,7 +87,8 @@ def stage_data(run: Run, metrics: dict) -> None:
     run.save_data()
 
 
-def fit_predictors(run: Run, seed: int) -> dict[str, Any]:
+def fit_predictors(run: Run, seed: int, tag: str = "predictors") -> dict[str, Any]:
+    """Fit the run's predictors (checkpoints ``TAG-accuracy`` and ``TAG-latency``); returns their fits."""
     cfg, space = run.config, run.space
     pc = PredictorConfig.preset_config(cfg.predictor_preset, seed=seed) if cfg.predictor_preset == "published" else \
         PredictorConfig.preset_config(cfg.predictor_preset, ensemble=cfg.ensemble, seed=seed,
@@ -97,7 +100,8 @@ def fit_predictors(run: Run, seed: int) -> dict[str, Any]:
         target = cfg.predictor_target or ("log-error" if run.acc_source.unit == "%" else "identity")
         acc_pred = MLPPredictor(space, replace(pc, target=target))
         x = space.encode_indices(run.data["idx"]).numpy()
-        out["accuracy"] = acc_pred.fit(x, run.data["accuracy"].numpy())
+        out["accuracy"] = acc_pred.fit(x, run.data["accuracy"].numpy(),
+                                       checkpoint=StageCheckpoint(run, f"{tag}-accuracy"))
     lat_pred, lat_exact = None, run.lat_source
     if cfg.latency_samples:
         if run.models is not None and run.models.lat_pred is not None:
@@ -106,7 +110,8 @@ def fit_predictors(run: Run, seed: int) -> dict[str, Any]:
             g = torch.Generator().manual_seed(seed + 11)
             li = canonical(space, random_indices(space, cfg.latency_samples, g))
             lat_pred = MLPPredictor(space, replace(pc, seed=seed + 12))
-            out["latency"] = lat_pred.fit(space.encode_indices(li).numpy(), lat_exact(li).numpy())
+            out["latency"] = lat_pred.fit(space.encode_indices(li).numpy(), lat_exact(li).numpy(),
+                                          checkpoint=StageCheckpoint(run, f"{tag}-latency"))
         lat_exact = None
     run.models = RunModels(space, cfg, acc_model, acc_pred, lat_exact, lat_pred)
     return out
@@ -126,11 +131,12 @@ def stage_predictors(run: Run, metrics: dict) -> None:
         run.save_data()
 
 
-def fit_ranker(run: Run, seed: int) -> dict[str, float]:
+def fit_ranker(run: Run, seed: int, tag: str = "ranker") -> dict[str, float]:
     """Train the ranker on the measured table and ``ranker_pool`` random architectures, every row
     labelled by the accuracy model's ``mean - pessimism * spread`` (one scale: a measured row's true
     accuracy beside pessimistic estimates would teach the generator to reproduce measured rows).
-    Returns the fit's figures with ``pair_accuracy`` on the held-out rows (``RANKER_HOLDOUT``)."""
+    Returns the fit's figures with ``pair_accuracy`` on the held-out rows (``RANKER_HOLDOUT``);
+    checkpoint ``TAG``."""
     cfg, space = run.config, run.space
     lo, hi = cfg.budgets
     rb = cfg.ranker_budgets or tuple(np.linspace(lo, hi, 5).tolist())
@@ -148,7 +154,7 @@ def fit_ranker(run: Run, seed: int) -> dict[str, float]:
     n_out = max(2, int(round(RANKER_HOLDOUT * len(idx))))
     test, fit_rows = perm[:n_out], perm[n_out:]
     res = ranker.fit(x[fit_rows], acc[fit_rows].numpy(), lat[fit_rows].numpy(), steps=cfg.ranker_steps,
-                     seed=seed + 7, top_pairs=cfg.ranker_top_pairs)
+                     seed=seed + 7, top_pairs=cfg.ranker_top_pairs, checkpoint=StageCheckpoint(run, tag))
     held = ranker.evaluate(x[test], acc[test].numpy(), lat[test].numpy(), seed=seed + 8)
     run.ranker = ranker
     torch_save_atomic(ranker.to_state(), run.dir / "ranker.pt")
@@ -202,7 +208,9 @@ def offer(run: Run, archive: BudgetArchive, idx: torch.Tensor) -> int:
 
 
 def train_generator(run: Run, metrics: dict, steps: int, tag: str, progress: bool, seed_offset: int = 0) -> None:
-    """Policy gradient for ``steps`` steps, checkpointing every ``checkpoint_every`` (resumable).
+    """Policy gradient for ``steps`` steps, checkpointing (``TAG``) every ``checkpoint_every`` steps and
+    whenever the checkpoint is due, and once more at the end: a look-up round's fine-tuning starts from
+    the generator.pt it overwrites, so a stop after that write resumes from the checkpoint, not from it.
 
     With ``imitation > 0`` each step also offers the generator's draws and ``archive_offspring``
     offspring of the archive's elites to the budget archive (:mod:`pnag.search.archive`) and adds
@@ -213,16 +221,17 @@ def train_generator(run: Run, metrics: dict, steps: int, tag: str, progress: boo
     run.generator = gen
     opt = torch.optim.Adam(gen.parameters(), lr=cfg.lr)
     rng = torch.Generator().manual_seed(cfg.seed + 9 + seed_offset)
-    ckpt = run.dir / f"{tag}.ckpt.pt"
+    ck = StageCheckpoint(run, tag, ("model", "optim", "rng", "step", "curve", "archive", "queries"))
     start, curve, queries = 0, [], 0
     archive = new_archive(run, None if fresh else run.archive)
-    if ckpt.exists():
-        st = run.load_file(ckpt.name, ("model", "optim", "rng", "step", "curve", "archive", "queries"))
-        gen.load_state_dict(st["model"])
-        opt.load_state_dict(st["optim"])
-        rng.set_state(st["rng"])
-        archive = BudgetArchive.from_state_dict(st["archive"])
-        start, curve, queries = int(st["step"]), list(st["curve"]), int(st["queries"])
+    if ck.state is not None:
+        st = ck.state
+        start = restore_training(st, steps, gen, opt, rng, ck.damaged)
+        with restoring(ck.damaged):
+            archive = BudgetArchive.from_state_dict(st["archive"])
+            curve, queries = [float(c) for c in st["curve"]], int(st["queries"])
+            if len(curve) != start:
+                raise ValueError(f"{len(curve)} rewards for {start} steps")
     reward = reward_fn(run)
     lo, hi = cfg.budgets
     gen.train()
@@ -248,18 +257,14 @@ def train_generator(run: Run, metrics: dict, steps: int, tag: str, progress: boo
                 queries += offer(run, archive, torch.cat([drawn, offspring(run.space, pa, pb, 0.1, rng)]))
         curve.append(float(r.mean()))
         bar.update(1)
-        if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < steps:
-            torch_save_atomic({"model": gen.state_dict(), "optim": opt.state_dict(), "rng": rng.get_state(),
-                               "step": step + 1, "curve": curve, "archive": archive.state_dict(),
-                               "queries": queries}, ckpt)
+        if step + 1 == steps or (step + 1) % cfg.checkpoint_every == 0 or ck.due():
+            ck.save(training_state(step + 1, gen, opt, rng, curve=curve, archive=archive.state_dict(), queries=queries))
     bar.close()
     gen.eval()
     run.archive = archive
     torch_save_atomic({"model": gen.state_dict(), "archive": archive.state_dict()}, run.dir / "generator.pt")
     metrics.setdefault("reward_curve", {})[tag] = [float(np.mean(curve[i:i + 10])) for i in range(0, len(curve), 10)]
     metrics.setdefault("queries", {})[tag] = queries
-    if ckpt.exists():
-        ckpt.unlink()
 
 
 # -- the run -----------------------------------------------------------------------------------------
@@ -346,10 +351,10 @@ def refit(run: Run, metrics: dict, r: int, progress: bool) -> dict[str, Any]:
     """After look-up round ``r`` (from 0): predictors, ranker and generator refitted on the grown table;
     returns the predictors' fit."""
     cfg = run.config
-    fit = fit_predictors(run, seed=cfg.seed + r + 1)
+    fit = fit_predictors(run, seed=cfg.seed + r + 1, tag=f"eval{r + 1}-predictors")
     run.save_models()
     if cfg.reward == "pareto":
-        fit_ranker(run, seed=cfg.seed + r + 1)
+        fit_ranker(run, seed=cfg.seed + r + 1, tag=f"eval{r + 1}-ranker")
     train_generator(run, metrics, max(1, cfg.steps // 4), tag=f"eval{r + 1}", progress=progress,
                     seed_offset=1000 * (r + 1))
     return fit
