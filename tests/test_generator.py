@@ -58,9 +58,11 @@ def test_inactive_decisions_are_masked_out_of_logp_and_entropy():
 
 def test_sampling_cell_matches_lstm():
     g = _gen(MBV3Space(), 3)
-    x, h, c = torch.randn(5, 16), torch.randn(5, 16), torch.randn(5, 16)
-    out, (h2, c2) = g.lstm(x.unsqueeze(1), (h.unsqueeze(0), c.unsqueeze(0)))
-    h1, c1 = g._cell(x, h, c)
+    e, h, c = torch.randn(5, 16), torch.randn(5, 16), torch.randn(5, 16)
+    prev = torch.tensor([0, 3, g.start, g.skip, 7])
+    with torch.no_grad():
+        out, (h2, c2) = g.lstm((g.embed(prev) + e).unsqueeze(1), (h.unsqueeze(0), c.unsqueeze(0)))
+        h1, c1 = g._cell(g._cell_tables(e), prev, h, c)
     torch.testing.assert_close(h1, h2[0])
     torch.testing.assert_close(c1, c2[0])
 

@@ -238,3 +238,24 @@ def test_sampling_determinism_per_seed(seed, width):
     first = space.sample(4, seed=seed)
     assert first == space.sample(4, seed=seed)
     assert all(a.width == width for a in first)
+
+
+def test_activity_controls_are_the_only_decisions_that_change_the_mask():
+    """The generator asks for the active mask again only after ``activity_controls``: changing any
+    other decision must leave the mask alone, and each control must change it for some row."""
+    import torch
+
+    from pnag.space import NB201Space
+
+    for space in (MBV3Space(width=1.2, resolutions=(160, 224)), NB201Space()):
+        sizes = [len(c) for c in space.decision_choices]
+        g = torch.Generator().manual_seed(0)
+        idx = torch.stack([torch.randint(0, n, (256,), generator=g) for n in sizes], 1)
+        base = space.active_mask(idx)
+        for t, n in enumerate(sizes):
+            changed = False
+            for v in range(n):
+                other = idx.clone()
+                other[:, t] = v
+                changed |= not torch.equal(space.active_mask(other), base)
+            assert changed == (t in space.activity_controls), (space.name, t)

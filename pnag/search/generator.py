@@ -78,13 +78,24 @@ class Generator(nn.Module):
             return z.masked_fill(~self.valid, _NEG)
         return (out @ self.head_w[t] + self.head_b[t]).masked_fill(~self.valid[t], _NEG)
 
-    def _cell(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One step of ``self.lstm`` (same weights, same gate order i, f, g, o) on ``(B, H)`` tensors."""
-        gates = (F.linear(x, self.lstm.weight_ih_l0, self.lstm.bias_ih_l0)
-                 + F.linear(h, self.lstm.weight_hh_l0, self.lstm.bias_hh_l0))
-        i, f, g, o = gates.chunk(4, 1)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        return torch.sigmoid(o) * torch.tanh(c), c
+    def _cell_tables(self, e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """What :meth:`_cell` reads for budget embeddings ``e (B, H)``: the input x_t = embed(token) + e
+        enters the gates as ``W_ih x_t + b_ih + b_hh``, split into a per-token table ``(tokens, 4H)``
+        and a per-row term ``(B, 4H)``; and ``W_hh`` transposed."""
+        lstm = self.lstm
+        tok = F.linear(self.embed.weight, lstm.weight_ih_l0, lstm.bias_ih_l0 + lstm.bias_hh_l0)
+        return tok, F.linear(e, lstm.weight_ih_l0), lstm.weight_hh_l0.t()
+
+    def _cell(self, tables: tuple[torch.Tensor, torch.Tensor, torch.Tensor], prev: torch.Tensor, h: torch.Tensor,
+              c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step of ``self.lstm`` (same weights, gate order i, f, g, o) reading tokens ``prev (B,)``,
+        on ``(B, H)`` states; ``tables`` from :meth:`_cell_tables`."""
+        tok, row, w_hh = tables
+        H = self.hidden
+        gates = torch.addmm(tok[prev] + row, h, w_hh)
+        sig = torch.sigmoid(gates)
+        c = sig[:, H:2 * H] * c + sig[:, :H] * torch.tanh(gates[:, 2 * H:3 * H])
+        return sig[:, 3 * H:] * torch.tanh(c), c
 
     def sample(self, budgets: torch.Tensor, greedy: bool = False, generator: torch.Generator | None = None,
                temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -95,24 +106,38 @@ class Generator(nn.Module):
         ``entropy (B,)`` the summed entropy of the active decisions' policies (both differentiable).
         ``greedy`` takes the most likely choice at every step; ``temperature`` > 1 flattens the
         sampling distribution (for diverse proposals; ``logp`` stays that of the policy).
+
+        Draws use the Gumbel-max rule (``argmax(logits / temperature + Gumbel noise)``, an exact draw
+        from the softmax) with the noise of every step drawn at once from ``generator``; the step loop
+        reads the input gates of every token from one precomputed table and asks the space for the
+        active decisions again only after a decision that can change them
+        (``space.activity_controls``): sampling is the generator stage's sequential part.
         """
         budgets = torch.as_tensor(budgets, dtype=torch.float32).reshape(-1)
         B = budgets.shape[0]
         with torch.no_grad():
             e, h, c = self._init(budgets)
             h, c = h[0], c[0]
+            tables = self._cell_tables(e)
+            bias = self.head_b.masked_fill(~self.valid, _NEG)  # (T, C): padding never chosen
+            noise = None
+            if not greedy:
+                u = torch.rand(B, self.T, bias.shape[1], generator=generator).clamp_(min=1e-20)
+                noise = -torch.log(-torch.log(u))  # Gumbel(0, 1)
+            controls = getattr(self.space, "activity_controls", None)
             prev = torch.full((B,), self.start, dtype=torch.long)
             idx_t = torch.zeros(B, self.T, dtype=torch.long)
+            active = self.space.active_mask(idx_t)
+            skip = torch.full((B,), self.skip, dtype=torch.long)
             for t in range(self.T):
-                h, c = self._cell(self.embed(prev) + e, h, c)
-                z = self._logits(h, t)
-                if greedy:
-                    choice = z.argmax(1)
-                else:
-                    choice = torch.multinomial(torch.softmax(z / temperature, 1), 1, generator=generator).squeeze(1)
-                active = self.space.active_mask(idx_t)[:, t]  # causal: depends on decisions < t only
-                idx_t[:, t] = torch.where(active, choice, torch.zeros_like(choice))
-                prev = torch.where(active, choice + self.offsets[t], torch.full_like(choice, self.skip))
+                h, c = self._cell(tables, prev, h, c)
+                z = torch.addmm(bias[t], h, self.head_w[t])
+                choice = z.argmax(1) if noise is None else (z / temperature + noise[:, t]).argmax(1)
+                on = active[:, t]  # causal: depends on decisions < t only
+                idx_t[:, t] = choice * on
+                prev = torch.where(on, choice + self.offsets[t], skip)
+                if controls is None or t in controls:
+                    active = self.space.active_mask(idx_t)
         logp, ent = self.evaluate(budgets, idx_t)
         return idx_t, logp, ent
 

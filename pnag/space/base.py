@@ -96,6 +96,10 @@ class SearchSpace(ABC, Generic[A]):
         """Bool ``(B, T)``: which decisions of each index vector in ``idx (B, T)`` matter."""
         return torch.ones_like(idx, dtype=torch.bool)
 
+    #: the decisions whose choice can change which later decisions are active (``active_mask`` is
+    #: causal); None: any may. A generator asks for the mask again only after these.
+    activity_controls: frozenset[int] | None = None
+
     @abstractmethod
     def encode_indices(self, idx: torch.Tensor) -> torch.Tensor:
         """Vectorised ``encode``: long ``(B, T)`` choice indices -> float ``(B, encoding_size)``."""

@@ -54,6 +54,7 @@ class MBV3Space(SearchSpace[MBV3Arch]):
     """
 
     name = "mbv3"
+    activity_controls: frozenset[int] | None = frozenset(int(p) for p in _DEPTH_POS)  # the units' depths
 
     def __init__(self, width: float = DEFAULT_WIDTH, resolution: int = DEFAULT_RESOLUTION, encoding: str = "pnag",
                  resolutions: Sequence[int] | None = None):

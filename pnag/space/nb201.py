@@ -112,6 +112,7 @@ class NB201Space(SearchSpace[NB201Arch]):
 
     name = "nb201"
     encoding_size = N_EDGES * len(OPS)
+    activity_controls: frozenset[int] | None = frozenset()  # every decision is always active
 
     def __repr__(self) -> str:
         return "NB201Space()"
