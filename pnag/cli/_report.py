@@ -71,7 +71,7 @@ def answer_json(run, g) -> dict[str, Any]:
     return {"budget_ms": g.budget, "accuracy": g.predicted_accuracy,
             "accuracy_unit": "score" if is_proxy(run) else "%", "accuracy_is": accuracy_kind(run, g.measured),
             "latency_ms": g.predicted_latency_ms, "latency_is": latency_kind(run), "madds_m": g.madds_m,
-            "resolution": g.resolution, "origin": g.origin, "arch": g.arch}
+            "resolution": g.resolution, "origin": g.origin, "arch": g.arch, "device": g.device}
 
 
 def write_csv(path: str | Path, header: Sequence[str], rows: Sequence[Sequence[str]]) -> Path:

@@ -16,6 +16,7 @@ class Generation:
     short evolution from the candidates (:meth:`pnag.search.run.Run.refine`); ``measured``: the measured
     table; ``fastest``: the fastest architecture known, when nothing else fits). ``measured``: its
     accuracy is a measured value; otherwise ``predicted_accuracy`` is the accuracy model's estimate.
+    ``device``: the latency source (device) it was chosen for; ``predicted_latency_ms`` is on that device.
     """
 
     budget: float
@@ -26,6 +27,7 @@ class Generation:
     origin: str
     measured: bool = False
     resolution: int | None = None
+    device: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
