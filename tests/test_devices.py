@@ -205,3 +205,13 @@ def test_conditioned_ranker_learns_each_device_order():
     assert blind["pair_accuracy"] < fit["pair_accuracy"] - 0.2
     with pytest.raises(PnagError, match="conditions"):
         r.fit(x.numpy(), acc.numpy(), lat[:, 0].numpy())
+
+
+def test_a_whole_network_table_cannot_be_a_device(use_mirror):
+    from pnag.search.devices import device_latency
+    from pnag.space import get_space
+
+    space = get_space("mbv3", width=1.2, resolution=224)
+    with pytest.raises(PnagError, match="prices only its 5000 measured networks"):
+        device_latency("table:help-ofa-gpu:v100_1", space)
+    assert device_latency("lut:note10", space)(torch.zeros(2, 45, dtype=torch.long)).shape == (2,)

@@ -85,6 +85,20 @@ def fastest_indices(space, vlat, pool: torch.Tensor) -> torch.Tensor:
     return canonical(space, fastest)[0]
 
 
+def device_latency(spec: Any, space):
+    """The latency source of a device of a device-conditioned run or a served device, vectorised; a
+    :class:`PnagError` for a source that prices only a fixed list of networks (a whole-network table)."""
+    from ..latency.base import WholeNetworkTable
+
+    src = sources.get_latency_source(spec, space)
+    if isinstance(src, WholeNetworkTable):
+        raise PnagError(f"--latency: {sources.source_name(spec)!r} prices only its {len(src)} measured networks, and "
+                        "a device must price every architecture the generator proposes; allowed: a table or model "
+                        "of the device (lut:FILE, lut:note10, lut:i7-8700k, nb201:DEVICE, measure:BACKEND, local, or a "
+                        "latency model fitted to the table)")
+    return sources.VectorLatency(space, src)
+
+
 def device_profile(name: str, space, vlat, reference: torch.Tensor, samples: int, seed: int,
                    pool: torch.Tensor | None = None) -> DeviceProfile:
     """The profile of the device priced by ``vlat`` (:class:`pnag.sources.VectorLatency`): its signature on
@@ -193,7 +207,7 @@ def serving_view(run, latency: Any = None):
     if known is not None:
         vlat, profile = run.device_latency(known), run.profiles[known]
     else:
-        vlat = sources.VectorLatency(run.space, sources.get_latency_source(latency, run.space))
+        vlat = device_latency(latency, run.space)
         profile = device_profile(name, run.space, vlat, run.reference, cfg.quantile_samples, cfg.seed,
                                  pool=run.data["idx"])
     if cfg.device_conditioned:
@@ -237,5 +251,5 @@ def device_view(run, name: str, source: Any, vlat, profile: DeviceProfile, gener
     return view
 
 
-__all__ = ["DeviceProfile", "GRID", "reference_indices", "fastest_indices", "device_profile", "profiles_state",
+__all__ = ["DeviceProfile", "GRID", "device_latency", "reference_indices", "fastest_indices", "device_profile", "profiles_state",
            "profiles_from_state", "conditions", "ServingGenerator", "union_archive", "serving_view", "device_view"]

@@ -86,7 +86,8 @@ class Run:
         """Device ``d``'s latency source, vectorised (:class:`pnag.sources.VectorLatency`)."""
         if d not in self._device_latency:
             spec = self.latencies[d]
-            self._device_latency[d] = sources.VectorLatency(self.space, sources.get_latency_source(spec, self.space))
+            self._device_latency[d] = devices.device_latency(spec, self.space) if self.config.device_conditioned \
+                else sources.VectorLatency(self.space, sources.get_latency_source(spec, self.space))
         return self._device_latency[d]
 
     def own_profile(self) -> "devices.DeviceProfile":

@@ -96,10 +96,21 @@ def resolved(config: TrainConfig, accuracy: Any = None, latency: Any = None) -> 
     from ..sources.latency import get_latency_source
 
     probe = Run(Path("."), replace(config, resolutions=(config.resolution,)), accuracy, latency)
-    # the latency spec first (its errors cost nothing to find), unchecked: asked below what it covers
-    lat = get_latency_source(probe.latencies[0], probe.space, check=False)
+    # the latency specs first (their errors cost nothing to find), unchecked: asked below what they cover
+    lats = [get_latency_source(s, probe.space, check=False) for s in probe.latencies]
+    lat = lats[0] if len(lats) == 1 else _EveryDevice(lats)
     res, note = sources.resolve_resolutions(config, probe.acc_source, lat, config.resolutions)
     return replace(config, resolutions=res), note
+
+
+class _EveryDevice:
+    """Several latency sources as one that covers a (width, resolution) where every one of them does."""
+
+    def __init__(self, lats: list):
+        self.lats = lats
+
+    def covers(self, width: float, resolution: int) -> bool:
+        return all(sources.latency_resolutions(lat, width, [resolution]) in (None, (resolution,)) for lat in self.lats)
 
 
 def _train(config: TrainConfig, run_dir: str | Path, progress: bool, accuracy: Any, latency: Any) -> Run:
