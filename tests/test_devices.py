@@ -143,6 +143,8 @@ def test_cli_devices_and_bad_specs(ab_run, capsys):
     assert main(["generate", "--run", str(ab_run), "--latency", "devB", "--budget", "q0.5", "--json"]) == 0
     (g,) = json.loads(capsys.readouterr().out)
     assert g["device"] == "devB" and B.latency_ms([SPACE.parse(g["arch"])])[0] <= g["budget_ms"] + 1e-9
+    assert main(["plot", str(ab_run), "--latency", "devC", "-o", str(ab_run.parent / "c.png")]) == 0
+    assert (ab_run.parent / "c.png").stat().st_size > 0 and capsys.readouterr().out.strip().endswith("c.png")
     bad = [
         (["generate", "--run", str(ab_run), "--budgets", "q0.5"], "none given for a run trained on 2 devices"),
         (["generate", "--run", str(ab_run), "--latency", "nb201:nowhere", "--budgets", "q0.5"], "'nowhere' is not known"),
@@ -215,3 +217,33 @@ def test_a_whole_network_table_cannot_be_a_device(use_mirror):
     with pytest.raises(PnagError, match="prices only its 5000 measured networks"):
         device_latency("table:help-ofa-gpu:v100_1", space)
     assert device_latency("lut:note10", space)(torch.zeros(2, 45, dtype=torch.long)).shape == (2,)
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_resume_of_a_run_of_several_devices_is_exact(monkeypatch, tmp_path):
+    from pnag.search import generator_stage
+
+    monkeypatch.setattr(S, "get_accuracy_source", accuracy_source)
+    monkeypatch.setattr(S, "get_latency_source", latency_source)
+    cfg = small(steps=12, checkpoint_every=6)
+    straight = train(cfg, tmp_path / "straight", progress=False)
+    real = generator_stage.torch_save_atomic
+
+    def save_then_stop(obj, path):
+        real(obj, path)
+        if str(path).endswith(".ckpt.pt"):
+            raise _Stop  # killed right after the first checkpoint
+
+    monkeypatch.setattr(generator_stage, "torch_save_atomic", save_then_stop)
+    with pytest.raises(_Stop):
+        train(cfg, tmp_path / "stopped", progress=False)
+    monkeypatch.setattr(generator_stage, "torch_save_atomic", real)
+    assert (tmp_path / "stopped" / "generator.ckpt.pt").exists()
+    resumed = Run.load(train(cfg, tmp_path / "stopped", progress=False).dir)
+    a, b = resumed.generator.state_dict(), straight.generator.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert len(resumed.archives) == 2 and all(torch.equal(x.idx, y.idx) for x, y in zip(resumed.archives,
+                                                                                       straight.archives))

@@ -298,6 +298,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
         raise PnagError(f"plot: the run given {'twice' if args.run else 'nowhere'}; allowed: pnag plot RUN or "
                         "pnag plot --run RUN")
     run = Run.load(args.run or args.run_flag)
+    if args.latency is not None or run.config.device_conditioned:  # one device's view: its ms, table and answers
+        run = run.for_device(args.latency if args.latency is not None else run.latencies[0])
     print(plot_run(run, args.output))
     return 0
 
@@ -364,6 +366,8 @@ def register(sub) -> None:
     pl = sub.add_parser("plot", help="plot accuracy vs latency of a run (PNG)")
     pl.add_argument("run", nargs="?", help="the run directory (or --run RUN, as pnag generate takes it)")
     pl.add_argument("--run", dest="run_flag", metavar="RUN", default=None, help="the run directory")
+    pl.add_argument("--latency", default=None,
+                    help="the device to plot for (default: the run's own, or the first of a run of several devices)")
     pl.add_argument("-o", "--output", required=True)
     pl.set_defaults(func=cmd_plot)
 
