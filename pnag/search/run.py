@@ -342,39 +342,11 @@ class Run:
     @torch.no_grad()
     def refine(self, budgets: Sequence[float], cand: torch.Tensor, chosen: dict[str, torch.Tensor],
                generations: int) -> dict[str, torch.Tensor]:
-        """Per budget a short evolution (once-for-all's operators, population 100, ``generations``
-        generations) under the run's objective, started from ``cand (B, K, T)``, the chosen answer and the
-        archive's elites within the budget;
-        its best replaces the answer when the objective rates it higher (origin ``refined``)."""
-        from .baselines import EVOLUTION_PEER, evolution_queries, evolutionary_search
+        """Per budget a short evolution from the candidates under the run's objective; its best replaces the
+        answer when the objective rates it higher (origin ``refined``; :func:`pnag.search.refine.refined`)."""
+        from .refine import refined
 
-        if generations <= 0:
-            return chosen
-        peer = EVOLUTION_PEER
-        q = evolution_queries(peer["population"], generations, peer["parent_ratio"])
-        rows = []
-        for i, b in enumerate(np.asarray(budgets, dtype=np.float64).tolist()):
-            bt = torch.tensor([b], dtype=torch.float64)
-
-            def score(idx: np.ndarray) -> np.ndarray:
-                return self.objective(torch.from_numpy(idx), bt)[0][:, 0].numpy()
-
-            def latency(idx: np.ndarray) -> np.ndarray:
-                return self.models.latency(torch.from_numpy(idx)).numpy()
-
-            start = [chosen["idx"][i:i + 1], cand[i]]
-            if self.archive is not None:  # the archive's front up to this budget: diverse starting points
-                keep = self.archive.filled & (self.archive.latency <= b + 1e-9)
-                start.append(self.archive.idx[keep])
-            start = torch.cat(start).numpy()
-            r = evolutionary_search(self.space, score, latency, b, q, population=peer["population"],
-                                    parent_ratio=peer["parent_ratio"], mutation_ratio=peer["mutation_ratio"],
-                                    mutate_prob=peer["mutate_prob"], seed=i, initial=start)
-            rows.append(torch.as_tensor(np.asarray(r.indices), dtype=torch.long))
-        found = torch.stack(rows)[:, None, :]
-        both = torch.cat([chosen["idx"][:, None, :], found], 1)
-        origin = torch.cat([chosen["origin"][:, None], torch.full((len(rows), 1), ORIGIN_CODE["refined"])], 1)
-        return self.choose(budgets, both, origin, include_table=False)
+        return refined(self, budgets, cand, chosen, generations)
 
     def generate(self, budgets: Sequence[float] | float, samples: int = 1, seed: int = 0,
                  mode: str = "pnag", latency: Any = None) -> list[Generation]:
