@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         "# ImageNet evaluation throughput",
         "",
         f"Command: `{cmd.strip()}`  ",
-        f"Date: 2026-11-26. Machine: {cpu_name()} ({os.cpu_count()} cores), "
+        f"Date: {time.strftime('%Y-%m-%d')}. Machine: {cpu_name()} ({os.cpu_count()} cores), "
         f"{torch.get_num_threads()} torch threads, device {device}, torch {torch.__version__}.{load}",
         "",
         f"Model `{info.name}` (random weights) at {info.resolution} px, batch {args.batch_size}; "

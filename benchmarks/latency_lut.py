@@ -29,7 +29,6 @@ Writes ``benchmarks/results/latency.md`` and ``benchmarks/results/latency_valida
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import shlex
@@ -43,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pnag import zoo  # noqa: E402
-from pnag._io import atomic_open, write_json_atomic, write_text_atomic  # noqa: E402
+from pnag._io import save_figure_atomic, write_json_atomic, write_text_atomic  # noqa: E402
 from pnag.latency import MeasureProtocol, profile_lut, validate_lut  # noqa: E402
 from pnag.latency.backends import cpu_model  # noqa: E402
 from pnag.latency.measure import available_cores  # noqa: E402
@@ -109,13 +108,11 @@ def published_comparison() -> tuple[list[dict], dict]:
 
 
 def plot(results: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     n = len(results)
-    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.6), squeeze=False)
+    fig = Figure(figsize=(3.6 * n, 3.6))
+    axes = fig.subplots(1, n, squeeze=False)
     for ax, r in zip(axes[0], results):
         v = r["validation"]
         m = [x["measured_ms"] for x in v["rows"]]
@@ -129,11 +126,7 @@ def plot(results: list[dict], path: Path) -> None:
         ax.set_xlabel("measured (ms)")
         ax.set_ylabel("predicted (ms)")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    with atomic_open(path, "wb") as fh:
-        fh.write(buf.getvalue())
+    save_figure_atomic(fig, path, dpi=110)
 
 
 def markdown(results: list[dict], rows: list[dict], summary: dict, args: argparse.Namespace, load: tuple) -> str:

@@ -162,14 +162,12 @@ def mbv3(args, argv) -> str:
 
 
 def _plot_mbv3(budgets, acc, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     from pnag._io import save_figure_atomic
 
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    fig = Figure(figsize=(7, 4.2), dpi=120)
+    ax = fig.subplots()
     ref = np.nanmean(acc["evolution"], 0)
     for m, style in (("pnag", "o-"), ("pnag-generator", "s--"), ("evolution", "k-"), ("random", ":")):
         ax.plot(budgets, np.nanmean(acc[m], 0) - ref, style, label=m, ms=4)

@@ -1,5 +1,6 @@
 """File I/O with user-facing errors: atomic writes (a reader never sees a half-written file), one writer
-per output (:func:`exclusive_writer`), output paths checked before the work, and JSON files read into
+per output (:func:`exclusive_writer`), output paths checked before the work (and a new output folder removed
+again when the work fails before saving anything: :func:`removed_on_error`), and JSON files read into
 :class:`pnag.errors.DataError` when they are not JSON."""
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import socket
 import tempfile
 import time
@@ -51,6 +53,20 @@ def check_output_path(path: str | os.PathLike, what: str, folder: bool = False) 
             raise
         raise cannot_write(path, exc, what, folder) from None
     return p
+
+
+@contextlib.contextmanager
+def removed_on_error(folder: str | Path):
+    """Remove ``folder`` again when the command fails with a :class:`PnagError` before saving any work
+    in it: it did not exist before, and holds no file but a run's ``config.json``."""
+    folder = Path(folder)
+    existed = folder.exists()
+    try:
+        yield
+    except PnagError:
+        if not existed and folder.is_dir() and all(p.is_dir() or p.name == "config.json" for p in folder.rglob("*")):
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
 
 
 def read_json_file(path: str | os.PathLike, what: str, expected: str) -> Any:
@@ -170,15 +186,17 @@ def exclusive_writer(path: str | os.PathLike, what: str) -> Iterator[Path]:
 
 
 def save_figure_atomic(fig, path: str | os.PathLike, fmt: str = "png", **savefig: Any) -> Path:
-    """Render a matplotlib figure to ``path`` atomically (a reader never sees half an image) and close it;
-    ``savefig`` are ``Figure.savefig``'s options (``dpi``, ``bbox_inches``)."""
+    """Render a matplotlib figure to ``path`` atomically (a reader never sees half an image), and close it
+    if pyplot holds it; ``savefig`` are ``Figure.savefig``'s options (``dpi``, ``bbox_inches``). The
+    backend is left as it is: a plain ``matplotlib.figure.Figure`` renders without one."""
     import io
-
-    import matplotlib.pyplot as plt
+    import sys
 
     buf = io.BytesIO()
     fig.savefig(buf, format=fmt, **savefig)
-    plt.close(fig)
+    plt = sys.modules.get("matplotlib.pyplot")
+    if plt is not None:  # only a figure made by pyplot is held by it
+        plt.close(fig)
     with atomic_open(path, "wb") as fh:
         fh.write(buf.getvalue())
     return Path(path)

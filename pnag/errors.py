@@ -71,6 +71,11 @@ _ASCII_INT = re.compile(r"[+-]?[0-9]+")
 MAX_INT_DIGITS = 30  # longer integers are out of every range pnag accepts (and int() refuses > 4300 digits)
 
 
+def one_line(message: object) -> str:
+    """``message`` as one line (a value quoted in it may hold line breaks)."""
+    return str(message).replace("\r", "\\r").replace("\n", "\\n")
+
+
 def shown(value, limit: int = 60) -> str:
     """``repr(value)`` for an error message, shortened to about ``limit`` characters (one line)."""
     r = repr(value)

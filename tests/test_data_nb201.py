@@ -57,3 +57,26 @@ def test_unknown_names(table):
         table.accuracy("imagenet")
     with pytest.raises(PnagError, match="nb201 device: 'pixel9'.*allowed:.*raspi4"):
         table.latency("pixel9")
+
+
+def test_the_table_follows_the_data_dir(use_mirror, tmp_path, monkeypatch):
+    """Read once per file, not once per process: another PNAG_DATA_DIR is read again (issue 18)."""
+    from pnag.errors import DataError
+
+    monkeypatch.setenv("PNAG_OFFLINE", "1")
+    first = load_nb201()
+    lat = first.latency("pixel3")
+    assert load_nb201() is first and first.latency("pixel3") is lat  # the same files: not read again
+    other = tmp_path / "other" / "nb201"
+    (other / "latency").mkdir(parents=True)
+    (other / "nats_bench.csv").symlink_to(use_mirror / "nb201" / "nats_bench.csv")
+    (other / "latency" / "pixel3.pt").symlink_to(use_mirror / "nb201" / "latency" / "pixel3.pt")
+    monkeypatch.setenv("PNAG_DATA_DIR", str(other.parent))
+    second = load_nb201()
+    assert second is not first and len(second) == len(first)  # the same content, from elsewhere: read again
+    assert second.latency("pixel3") is not lat and np.array_equal(second.latency("pixel3"), lat)
+    with pytest.raises(DataError, match="nb201/latency/raspi4.pt is missing"):  # not in this mirror
+        second.latency("raspi4")
+    monkeypatch.setenv("PNAG_DATA_DIR", str(tmp_path / "empty"))
+    with pytest.raises(DataError, match="nb201/nats_bench.csv is missing"):
+        load_nb201()

@@ -148,6 +148,36 @@ def test_every_record_dataset_loads(use_mirror, name):
     assert len(ds) > 1000 and ds.summary()["records"] == len(ds)
 
 
+def test_a_loaded_dataset_follows_its_files(use_mirror, tmp_path, monkeypatch):
+    """A registered dataset is read once per set of files, not once per process (issue 18): another
+    PNAG_DATA_DIR, or a changed file, is read again, and a mirror without the files refuses it."""
+    import os
+    import shutil
+
+    from pnag.data import get_dataset_info
+
+    monkeypatch.setenv("PNAG_OFFLINE", "1")
+    name = "ofa-mbv3-w1.0-imagenet"
+    first = load_dataset(name)
+    assert load_dataset(name) is first  # the same files: not read again
+    other = tmp_path / "other" / name
+    other.mkdir(parents=True)
+    files = [f.relpath for f in get_dataset_info(name).files]
+    shutil.copy(use_mirror / name / files[0], other / files[0])
+    for rel in files[1:]:
+        (other / rel).symlink_to(use_mirror / name / rel)
+    monkeypatch.setenv("PNAG_DATA_DIR", str(other.parent))
+    second = load_dataset(name)
+    assert second is not first and len(second) == len(first)
+    assert load_dataset(name) is second
+    st = (other / files[0]).stat()
+    os.utime(other / files[0], ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # touched: read again
+    assert load_dataset(name) is not second
+    monkeypatch.setenv("PNAG_DATA_DIR", str(tmp_path / "empty"))
+    with pytest.raises(DataError, match="is missing"):
+        load_dataset(name)
+
+
 def test_table_datasets_load(use_mirror):
     import torch
     import yaml

@@ -225,3 +225,31 @@ def test_collect_accuracy_source(imagenet, monkeypatch):
         sources.get_accuracy_source("supernet:random", space, {**opts, "imagenet": imagenet / "nope"})
     with pytest.raises(Exception, match="--imagenet"):
         sources.get_accuracy_source("supernet:random", space, {})
+
+
+def test_supernet_sources_register_one_exit_handler(imagenet, monkeypatch):
+    """Each supernet source under torchrun needs the process group left at exit: once per process, not once
+    per source (issue 18), and not at all where it made no group."""
+    import atexit
+    import importlib
+
+    from pnag import sources
+    from pnag.space.mbv3 import MBV3Space
+
+    D = importlib.import_module("pnag.evaluate.distributed")  # the module (pnag.evaluate.distributed is a function)
+
+    registered = []
+    monkeypatch.setattr(atexit, "register", lambda fn, *a, **kw: registered.append(fn))
+    monkeypatch.setattr(D, "_LEAVE_AT_EXIT", False, raising=False)
+    space = MBV3Space(width=1.0, resolution=128)
+    opts = {"imagenet": imagenet, "calib_images": 0, "workers": 0, "device": "cpu"}
+    for var in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(var, raising=False)
+    for _ in range(2):  # one process, no group: nothing to leave
+        sources.get_accuracy_source("supernet:random", space, opts)
+    assert registered == []
+    # under torchrun the first source makes the group; a stand-in for it, so that no group is needed here
+    monkeypatch.setattr(D, "init_distributed", lambda device="auto": D.DistContext(0, 2, 0, torch.device("cpu"), True))
+    for _ in range(3):
+        sources.get_accuracy_source("supernet:random", space, opts)
+    assert len(registered) == 1

@@ -305,6 +305,18 @@ def test_profile_killed_in_a_subprocess_resumes(tmp_path):
     assert "reference network: the machine's speed moved by" in v.stdout
 
 
+def test_validation_plot_leaves_the_backend_alone(tmp_path, user_backend):
+    import matplotlib
+
+    from pnag.cli.latency import _plot_validation
+
+    res = {"rows": [{"measured_ms": m, "predicted_ms": m * 1.05} for m in (10.0, 12.0, 15.0)],
+           "backend": "torch", "threads": 1, "median_abs_error_pct": 5.0, "kendall_tau": 1.0}
+    _plot_validation(res, str(tmp_path / "v.png"))
+    assert (tmp_path / "v.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert matplotlib.get_backend() == user_backend
+
+
 def test_local_lut_is_profiled_once_and_cached(tmp_path, monkeypatch):
     monkeypatch.setenv("PNAG_CACHE_DIR", str(tmp_path))
     lut = local_lut(width=1.0, resolution=128, threads=1, progress=False, protocol=TINY)

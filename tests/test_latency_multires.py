@@ -220,7 +220,7 @@ def test_cli_profile_resolutions(tmp_path, capsys):
 
 
 def test_local_lut_takes_a_resolutions_list(monkeypatch):
-    import pnag.latency.lut as lut_module
+    import pnag.latency.profile as lut_module
 
     made = []
     real = lut_module.profile_lut
@@ -243,7 +243,7 @@ def test_local_spec_asks_for_the_resolutions_a_space_searches(monkeypatch):
         asked.append(kw["resolutions"])
         raise KeyboardInterrupt  # stop before anything is profiled
 
-    monkeypatch.setattr("pnag.latency.lut.local_lut", fake_local_lut)
+    monkeypatch.setattr("pnag.latency.profile.local_lut", fake_local_lut)
     for space in (MBV3Space(1.2, 224), MBV3Space(1.2, resolutions=(160, 224))):
         with pytest.raises(KeyboardInterrupt):
             get_latency_source("local", space)

@@ -15,13 +15,14 @@ PACKAGE = Path(__file__).resolve().parents[1] / "pnag"
 
 LAYERS: list[tuple[str, ...]] = [  # lowest first; "pnag" alone is the package's own __init__
     ("pnag.errors", "pnag._io", "pnag._progress"),  # errors, atomic file writing, progress lines
-    ("pnag", "pnag.space"),                     # value types and search spaces (Arch, MBV3Space, ...)
+    ("pnag.space",),                            # value types and search spaces (Arch, MBV3Space, ...)
     ("pnag.nn", "pnag.zoo", "pnag.export"),     # networks and their cost, the published models, export
     ("pnag.data",),                             # records, registry, readers, NAS-Bench-201, the collection format
     ("pnag.latency",),                          # measurement, tables, the latency-source interface
     ("pnag.predict", "pnag.evaluate"),          # predictors and proxies; ImageNet evaluation
     ("pnag.sources",),                          # every accuracy / latency spec, for every command
     ("pnag.search", "pnag.collect"),            # training and generating; collecting a dataset
+    ("pnag", "pnag.api"),                       # the package's face: pnag.train, pnag.search (imported on first use)
     ("pnag.cli", "pnag.__main__"),              # the `pnag` command
 ]
 INDEPENDENT = [("pnag.predict", "pnag.evaluate"), ("pnag.search", "pnag.collect")]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -12,14 +11,9 @@ from pnag import zoo
 from pnag.nn.mobilenetv3 import MobileNetV3, layer_specs, make_divisible, stage_widths
 from pnag.space.mbv3 import MBV3Space, parse_legacy
 
-REFERENCE = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference" / "state-dict-layouts.json"
-
-
 @pytest.fixture(scope="module")
-def layouts() -> dict:
-    if not REFERENCE.is_file():
-        pytest.skip(f"no reference layouts at {REFERENCE}")
-    return json.loads(REFERENCE.read_text())["pnag_models"]
+def layouts(shared_reference) -> dict:
+    return json.loads((shared_reference / "state-dict-layouts.json").read_text())["pnag_models"]
 
 
 def test_reference_covers_the_zoo(layouts):

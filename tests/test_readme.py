@@ -1,5 +1,6 @@
 """Every ``pnag`` command example of the README runs as written (in a fresh folder, with the data mirror),
-except those that need what a test cannot have: ImageNet, supernet weights, or minutes of profiling."""
+except those that need what a test cannot have: ImageNet, supernet weights, or minutes of profiling; and
+every Python example of the README runs as written, and gives what it says."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import re
 import shlex
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pnag.cli import main
@@ -19,6 +21,7 @@ SKIPPED = {
     "latency profile": "profiles for minutes (pnag.latency.lut is tested with a tiny protocol)",
     "latency validate": "measures 50 networks for minutes",
     "lut:my_lut.json": "needs the table that pnag latency profile writes",
+    "--target measure:": "times networks on this machine (tests/test_adapt.py adapts from tables)",
 }
 # The quickstart's `pnag search` profiles this machine first (minutes): tests/test_cli_search.py runs it on a
 # published table instead.
@@ -85,3 +88,55 @@ def test_readme_example(cmd, workdir, mirror_dir, monkeypatch, capsys):
 @pytest.mark.parametrize("cmd", [c for c in COMMANDS if c.startswith(SLOW)])
 def test_readme_training_example(cmd, workdir, mirror_dir, monkeypatch, capsys):
     _run(cmd, workdir, mirror_dir, monkeypatch, capsys)
+
+
+# -- the Python examples ------------------------------------------------------------------------------
+PYTHON_BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
+
+
+def test_the_readme_has_the_python_examples_this_test_expects():
+    assert len(PYTHON_BLOCKS) == 3, PYTHON_BLOCKS
+    assert "pnag.train(" in PYTHON_BLOCKS[0] and ".to_frame()" in PYTHON_BLOCKS[0]
+    assert "def my_accuracy" in PYTHON_BLOCKS[1] and "accuracy=my_accuracy" in PYTHON_BLOCKS[1]
+
+
+def _api_run(ns: dict, out: str) -> None:
+    """The main job's data through pnag.train: two answers within their budgets, printed and in answers.csv."""
+    import pandas as pd
+
+    frame = ns["answers"].to_frame()
+    assert frame["budget_ms"].tolist() == [12.0, 18.0]
+    assert (frame["latency_ms"] <= frame["budget_ms"]).all() and frame["latency_is"].eq("lut-estimate").all()
+    assert frame["accuracy_is"].isin(["measured", "predicted"]).all() and frame["accuracy_%"].between(60, 85).all()
+    assert str(ns["frame"][["budget_ms", "accuracy_%", "accuracy_is", "latency_ms", "latency_is", "origin"]]) in out
+    pd.testing.assert_frame_equal(pd.read_csv("answers.csv", dtype={"resolution": "Int64"}), frame, check_dtype=False)
+
+
+def _own_accuracy(ns: dict, out: str) -> None:
+    """A Python accuracy function trained the run: the run's table holds its values."""
+    run = ns["run"]
+    assert run.config.accuracy == "python:my_accuracy" and out.splitlines()[0] == "python:my_accuracy"
+    archs = [run.space.from_indices(r) for r in run.data["idx"].tolist()]
+    assert np.allclose(run.data["accuracy"].numpy(), ns["my_accuracy"](archs))
+    frame = run.generate([12, 18]).to_frame()
+    assert len(frame) == 2 and (frame["latency_ms"] <= frame["budget_ms"]).all()
+    assert str(frame[["budget_ms", "accuracy_%", "latency_ms", "resolution"]]) in out
+
+
+def _pieces(ns: dict, out: str) -> None:
+    lines = out.splitlines()
+    assert float(lines[0]) == pytest.approx(ns["arch_cost"](ns["arch"]).madds_m)
+    answers = [line.split() for line in lines[1:]]
+    assert [float(a[0]) for a in answers] == [17.5, 40.0]
+    assert all(float(a[3]) <= float(a[0]) for a in answers)  # latency (ms) within the budget
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("index, check", [(0, _api_run), (1, _own_accuracy), (2, _pieces)])
+def test_readme_python_example(index, check, tmp_path, mirror_dir, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PNAG_DATA_DIR", str(mirror_dir))
+    monkeypatch.setenv("PNAG_OFFLINE", "1")
+    ns: dict = {"__name__": "readme_example"}
+    exec(compile(PYTHON_BLOCKS[index], f"README.md python example {index + 1}", "exec"), ns)
+    check(ns, capsys.readouterr().out)

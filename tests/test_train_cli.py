@@ -1,5 +1,6 @@
 """``pnag train / generate / plot`` on a synthetic task, and every bad-input path (status 2, no traceback)."""
 
+import csv
 import json
 import re
 
@@ -95,11 +96,14 @@ def test_train_options_reach_the_run(trained):
     assert run.config.steps == 20 and run.config.train_samples == 100
 
 
-def test_plot(trained, tmp_path, capsys):
+def test_plot(trained, tmp_path, capsys, user_backend):
+    import matplotlib
+
     d, _ = trained
     png = tmp_path / "p.png"
     assert main(["plot", str(d), "-o", str(png)]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert matplotlib.get_backend() == user_backend  # a PNG drawn without switching the user's backend
     _err(capsys, ["plot", str(d), "-o", str(tmp_path / "p.pdf")], ".png")
     png2 = tmp_path / "p2.png"  # the run as a flag too, as pnag generate takes it
     assert main(["plot", "--run", str(d), "-o", str(png2)]) == 0 and png2.read_bytes()[:4] == b"\x89PNG"
@@ -113,6 +117,41 @@ def test_generate_table_labels_every_value(trained, capsys):
     assert main(["generate", "--run", str(d), "--budget", str(hi)]) == 0
     header = capsys.readouterr().out.splitlines()[0].split()
     assert header[:5] == ["budget_ms", "accuracy_%", "accuracy_is", "latency_ms", "latency_is"]
+
+
+def test_generate_csv_holds_the_rows_it_prints(trained, tmp_path, capsys):
+    d, (lo, hi) = trained
+    capsys.readouterr()
+    fastest = float(syn.all_latencies().min())
+    b = [round(fastest + 0.1, 3), round((fastest + hi) / 2, 3), round(hi, 3)]
+    argv = ["generate", "--run", str(d), "--budgets", ",".join(map(str, b)), "--samples", "4"]
+    out = tmp_path / "new" / "a.csv"  # a folder that does not exist yet
+    assert main(argv + ["--json", "--csv", str(out)]) == 0
+    answers = json.loads(capsys.readouterr().out)
+    with open(out, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert sorted(p.name for p in out.parent.iterdir()) == ["a.csv"]  # written atomically: no temporary file left
+    assert list(rows[0]) == ["budget_ms", "accuracy_%", "accuracy_is", "latency_ms", "latency_is", "madds_m",
+                             "resolution", "origin", "arch"]
+    assert len(rows) == len(answers) == 3
+    for row, a in zip(rows, answers):  # the JSON's values, at full precision, with what each value is
+        assert (float(row["budget_ms"]), float(row["accuracy_%"]), float(row["latency_ms"])) == \
+            (a["budget_ms"], a["accuracy"], a["latency_ms"])
+        assert (row["accuracy_is"], row["latency_is"], row["origin"], row["arch"]) == \
+            (a["accuracy_is"], a["latency_is"], a["origin"], a["arch"])
+        assert row["madds_m"] == row["resolution"] == "" and a["madds_m"] is None  # NAS-Bench-201: none
+    assert main(argv + ["--csv", str(tmp_path / "b.csv")]) == 0  # the table's rows are the file's, rounded
+    printed = capsys.readouterr().out.splitlines()[2:]
+    assert len(printed) == 3
+    for line, row in zip(printed, rows):
+        assert line.split() == [row["budget_ms"], f"{float(row['accuracy_%']):.2f}", row["accuracy_is"],
+                                f"{float(row['latency_ms']):.3f}", row["latency_is"], row["origin"], row["arch"]]
+    assert (tmp_path / "b.csv").read_text(encoding="utf-8") == out.read_text(encoding="utf-8")
+    # the output is checked before the run is read: a folder, an unwritable place
+    _err(capsys, ["generate", "--run", str(tmp_path / "nope"), "--budget", "5", "--csv", str(tmp_path)],
+         "--csv: ")
+    _err(capsys, ["generate", "--run", str(tmp_path / "nope"), "--budget", "5", "--csv", "/proc/pnag.csv"],
+         "--csv: cannot write")
 
 
 def test_generate_bad_inputs(trained, tmp_path, capsys):

@@ -13,7 +13,7 @@ import importlib
 import re
 import sys
 
-from ..errors import PnagError
+from ..errors import PnagError, one_line
 
 # Command-group modules, in the order their commands appear in --help.
 COMMAND_MODULES: tuple[str, ...] = ("search", "train", "arch", "zoo", "export", "eval", "data", "latency", "collect")
@@ -23,11 +23,6 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # argparse's own usage errors: one line, status 2, no traceback
         message = re.sub(r"^argument (\S+): \1: ", r"argument \1: ", message)  # our types name the option too
         self.exit(2, f"{self.prog}: error: {one_line(message)} (usage: {self.prog} --help)\n")
-
-
-def one_line(message: object) -> str:
-    """``message`` as one line (a value quoted in it may hold line breaks)."""
-    return str(message).replace("\r", "\\r").replace("\n", "\\n")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import shutil
 import sys
-from pathlib import Path
 from typing import Any
 
-from .._io import check_output_path
+from .._io import check_output_path, removed_on_error
 from ..errors import PnagError, check_ascii_number, parse_int, shown
 
 
@@ -24,8 +21,8 @@ def print_json(obj: Any) -> None:
 ACCURACY_HELP = ("dataset:NAME (or a records file), nb201:cifar10|cifar100|ImageNet16-120, nb201-exact:DATASET, "
                  "ofa-predictor, proxy:NAME (madds, params, synflow, gradnorm, zico), supernet:CKPT (with --imagenet) "
                  "or a registered prefix")
-LATENCY_HELP = ("lut:FILE, lut:note10, lut:i7-8700k, nb201:DEVICE, table:help-ofa-gpu:GPU_BATCH, measure:BACKEND "
-                "or local")
+LATENCY_HELP = ("lut:FILE, lut:note10, lut:i7-8700k, nb201:DEVICE, table:help-ofa-gpu:GPU_BATCH, measure:BACKEND, "
+                "local or adapted:FILE")
 
 # Seeds: torch's generators take 0..2**64-1 and numpy's any integer >= 0; pnag derives further seeds as
 # seed + k (k < 10**4), so a seed is 0..2**63-1, a signed 64-bit integer, which every one of them accepts.
@@ -97,20 +94,6 @@ def check_draws(n_budgets: int, samples: int, what: str = "--samples") -> None:
     if n_budgets * samples > MAX_BUDGET_DRAWS:
         raise PnagError(f"{what}: {samples} draws for each of {n_budgets} budgets ({n_budgets * samples} in all) "
                         f"is too many; allowed: budgets x samples <= {MAX_BUDGET_DRAWS} (memory)")
-
-
-@contextlib.contextmanager
-def removed_on_error(folder: str | Path):
-    """Remove ``folder`` again when the command fails with a :class:`PnagError` before saving any work
-    in it: it did not exist before, and holds no file but a run's ``config.json``."""
-    folder = Path(folder)
-    existed = folder.exists()
-    try:
-        yield
-    except PnagError:
-        if not existed and folder.is_dir() and all(p.is_dir() or p.name == "config.json" for p in folder.rglob("*")):
-            shutil.rmtree(folder, ignore_errors=True)
-        raise
 
 
 def table(rows: list[list[Any]], header: list[str]) -> str:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from ..errors import PnagError, allowed
-from ._common import (MAX_BATCH, MAX_MEASURED, MAX_PIXELS, ascii_float, bounded_int, check_output_path,
-                      non_negative_int, positive_int, print_json, seed_int, table, threads_int)
+from ._common import (MAX_ARCH_SAMPLES, MAX_BATCH, MAX_MEASURED, MAX_PIXELS, ascii_float, bounded_int,
+                      check_output_path, non_negative_int, positive_int, print_json, seed_int, table, threads_int)
 
 
 def _protocol_args(p: argparse.ArgumentParser, warmup: int, runs: int, min_time: float) -> None:
@@ -122,16 +122,14 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _plot_validation(res: dict, path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: a library leaves the user's backend alone
 
     from .._io import save_figure_atomic
 
     m = [r["measured_ms"] for r in res["rows"]]
     p = [r["predicted_ms"] for r in res["rows"]]
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    fig = Figure(figsize=(4.5, 4.5))
+    ax = fig.subplots()
     ax.scatter(m, p, s=12)
     lo, hi = min(m + p), max(m + p)
     ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
@@ -141,6 +139,31 @@ def _plot_validation(res: dict, path: str) -> None:
                  f"tau {res['kendall_tau']:.2f}", fontsize=9)
     fig.tight_layout()
     save_figure_atomic(fig, path, dpi=120)
+
+
+def _adapt(args: argparse.Namespace) -> int:
+    from ..sources.adapt import adapt_latency
+    from .train import parse_resolutions  # the train command's --resolutions form
+
+    check_output_path(args.output, "-o/--output")
+    res = None if args.resolutions is None else parse_resolutions(args.resolutions)
+    r = adapt_latency(args.sources, args.target, args.samples, args.output, seed=args.seed, width=args.width,
+                      resolutions=res, progress=_progress(args))
+    if args.json:
+        print_json(r)
+        return 0
+    res = r["resolutions"] or []
+    said = allowed(res) if len(res) <= 5 else f"{res[0]}..{res[-1]} ({len(res)} of them)"
+    where = "NAS-Bench-201" if r["space"] == "nb201" else f"MobileNetV3 width {r['width']} at resolution(s) {said}"
+    print(f"wrote {r['output']}: {r['target']} adapted from {r['samples']} measured networks and {len(r['from'])} "
+          f"training device(s) ({where}); use it as --latency adapted:{r['output']}")
+    if r["spearman"] is None:
+        print("the target has no full table here, so the model is not evaluated (the K measurements are in the file)")
+    else:
+        print(f"against {r['evaluated_on']}: Spearman {r['spearman']:.3f}, Kendall tau "
+              f"{r['kendall_tau']:.3f}, median |error| {r['median_abs_error_pct']:.1f} %")
+    print(f"{r['seconds']:.1f} s")
+    return 0
 
 
 def _show_table(args: argparse.Namespace) -> int:
@@ -232,6 +255,27 @@ def register(subparsers) -> None:
     v.add_argument("--no-progress", action="store_true", help="no progress bar")
     v.add_argument("--json", action="store_true", help="print the metrics and per-arch rows as JSON")
     v.set_defaults(func=_validate)
+
+    a = sub.add_parser("adapt", help="a latency model for a new device from K of its measured networks, the other "
+                       "devices' full tables as the prior (a source: adapted:FILE)")
+    a.add_argument("--from", dest="sources", required=True, metavar="SRC[,SRC...]",
+                   help="training devices: latency sources with full tables (nb201:DEVICE, table:help-ofa-gpu:"
+                        "GPU_BATCH, lut:FILE, lut:note10, lut:i7-8700k, local, adapted:FILE), comma-separated")
+    a.add_argument("--target", required=True, metavar="SRC",
+                   help="the new device: a table (looked up) or measure:BACKEND / local (timed on this machine)")
+    a.add_argument("--samples", type=bounded_int("--samples", 2, MAX_ARCH_SAMPLES), required=True, metavar="K",
+                   help="networks of the target measured (pnag chooses them: the most informative under the "
+                        "training devices)")
+    a.add_argument("--seed", type=seed_int(), default=0, help="seed of the candidate pool, 0..2**63-1 (default 0)")
+    a.add_argument("--width", type=ascii_float("--width", "1.0 or 1.2"), default=None,
+                   help="MobileNetV3 width multiplier (default 1.2)")
+    a.add_argument("--resolutions", default=None, metavar="R1,R2,...",
+                   help="MobileNetV3 input sizes the model covers (default: those of the whole-network tables "
+                        "given, else 224)")
+    a.add_argument("-o", "--output", required=True, help="the model file (JSON), for --latency adapted:FILE")
+    a.add_argument("--no-progress", action="store_true", help="no progress bar")
+    a.add_argument("--json", action="store_true", help="print the summary (and metrics) as JSON")
+    a.set_defaults(func=_adapt)
 
     s = sub.add_parser("show-table", help="per-layer breakdown of an arch's latency in a table")
     s.add_argument("table", metavar="NAME|FILE", help="note10, i7-8700k, a profiled FILE or a lut:/local spec")

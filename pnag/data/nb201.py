@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import DataError, PnagError, allowed
 from ..space.nb201 import NB201Arch, parse_nb201
 from .records import checked_latencies, number_from_text
-from .registry import get_file
+from .registry import file_stamps, get_file
 
 N_CELLS = 15625
 NB201_DATASETS = ("cifar10", "cifar100", "ImageNet16-120")
@@ -61,7 +61,7 @@ class NB201Table:
             raise DataError(f"nb201/nats_bench.csv: {len(self._archs) - len(self._index)} duplicate cells; "
                             "expected every cell once")
         self._acc = {k: _readonly(v) for k, v in accuracies.items()}
-        self._lat: dict[str, np.ndarray] = {}
+        self._lat: dict[str, tuple[tuple, np.ndarray]] = {}  # device -> (its file's stamp, latencies)
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -89,12 +89,14 @@ class NB201Table:
         return self._acc[check_nb201_dataset(dataset)]
 
     def latency(self, device: str) -> np.ndarray:
-        """Measured latency (ms), float64 ``(15625,)``, on one of :data:`NB201_DEVICES`."""
+        """Measured latency (ms), float64 ``(15625,)``, on one of :data:`NB201_DEVICES` (read again when its
+        file is read from elsewhere or has changed)."""
         device = check_nb201_device(device)
+        stamp = file_stamps([("nb201", f"latency/{device}.pt")])
         with self._lock:
-            if device not in self._lat:
-                self._lat[device] = _readonly(_load_latency(device, len(self)))
-            return self._lat[device]
+            if device not in self._lat or self._lat[device][0] != stamp:
+                self._lat[device] = (stamp, _readonly(_load_latency(device, len(self))))
+            return self._lat[device][1]
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -133,17 +135,19 @@ def _read_table() -> NB201Table:
     return NB201Table(archs, {d: np.array(v) for d, v in acc.items()})
 
 
-_TABLE: NB201Table | None = None
+_TABLE: tuple[tuple, NB201Table] | None = None  # (nats_bench.csv's stamp, the table)
 _TABLE_LOCK = threading.Lock()
 
 
 def load_nb201() -> NB201Table:
-    """The NAS-Bench-201 table (read once per process)."""
+    """The NAS-Bench-201 table: read once, and again when ``nats_bench.csv`` is read from elsewhere
+    (``PNAG_DATA_DIR``, ``PNAG_CACHE_DIR``) or has changed."""
     global _TABLE
     with _TABLE_LOCK:
-        if _TABLE is None:
-            _TABLE = _read_table()
-        return _TABLE
+        stamp = file_stamps([("nb201", "nats_bench.csv")])
+        if _TABLE is None or _TABLE[0] != stamp:
+            _TABLE = (stamp, _read_table())
+        return _TABLE[1]
 
 
 __all__ = ["NB201Table", "load_nb201", "NB201_DATASETS", "NB201_DEVICES", "N_CELLS",

@@ -1,5 +1,6 @@
-"""Readers and writers: the published PNAG JSON format, the public ImageNet CSVs, the HELP GPU latency
-tables, the once-for-all specialised networks, NAS-Bench-201, and a flat CSV export.
+"""Readers of the public data: the ImageNet CSVs, the HELP GPU latency tables, the once-for-all
+specialised networks, NAS-Bench-201, and every dataset by name (:func:`load_dataset`). The published
+PNAG format and the flat CSV export are :mod:`pnag.data.pnag_format` (re-exported here).
 
 Units: accuracy as stored (the PNAG format holds fractions, the ImageNet CSVs %); latency in ms
 everywhere in pnag (the PNAG format stores **seconds**; readers and writers convert).
@@ -11,160 +12,22 @@ import csv
 import json
 import os
 import re
+import threading
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from .._io import atomic_open, read_json_file
-from ..errors import ArchError, DataError, allowed, check_number, shown
-from ..space.mbv3 import MBV3Arch, parse_dict_literal, parse_legacy, parse_ofa_dict
+from ..errors import ArchError, DataError, allowed
+from ..space.mbv3 import MBV3Arch, parse_dict_literal, parse_ofa_dict
 from .collection import load_collection
-from .records import (Accuracy, Dataset, Latency, Record, checked_latencies, make_dataset, number_from_text,
-                      shift_decimal)
-from .registry import get_dataset_info, get_file
-
-# -- the published PNAG format -------------------------------------------------------------------
-PNAG_WIDTH_KEYS = {"w1.0": 1.0, "w1.2": 1.2}
-PNAG_PLATFORMS = ("mobile", "cpu", "gpu")  # device names pnag uses for *_latency
-PNAG_RESOLUTION = 224
-PNAG_MEASURED_ON = "imagenet-val"
-
-
-def read_pnag_json(path: str | os.PathLike, platform: str | None = None, width: float | None = None,
-                   name: str | None = None) -> Dataset:
-    """Read a published-format ``architectures.json`` into a dataset (one record per arch and width).
-
-    ``platform`` (mobile|cpu|gpu) keeps only records measured there; ``width`` (1.0|1.2) only that
-    width. Skipped entries are counted per reason in ``dataset.report.skipped``. Latency in the file
-    is in seconds and becomes ms.
-    """
-    path = Path(path)
-    if platform is not None and platform not in PNAG_PLATFORMS:
-        raise DataError(f"platform: {platform!r} is not in the published format; allowed: {allowed(PNAG_PLATFORMS)}")
-    wkeys = list(PNAG_WIDTH_KEYS)
-    if width is not None:
-        wkeys = [k for k, w in PNAG_WIDTH_KEYS.items() if abs(w - float(width)) < 1e-9]
-        if not wkeys:
-            raise DataError(f"width: {width!r} is not in the published format; allowed: 1.0 or 1.2")
-    if not path.exists():
-        raise DataError(f"{path}: no such file; expected a published-format architectures.json")
-    data = read_json_file(path, str(path), "the published PNAG format (a list of {\"arch\": ..., \"w1.0\": {...}, "
-                          "\"w1.2\": {...}}) or a .jsonl file written by 'pnag collect'")
-    if not isinstance(data, list):
-        raise DataError(f"{path}: top level is a {type(data).__name__}; expected a JSON list (published PNAG format)")
-    skipped: Counter = Counter()
-    records: list[Record] = []
-    for i, item in enumerate(data):
-        if not isinstance(item, dict) or not isinstance(item.get("arch"), str):
-            skipped["entry is not an object with an 'arch' string"] += 1
-            continue
-        try:
-            base = parse_legacy(item["arch"], resolution=PNAG_RESOLUTION)
-        except ArchError as exc:
-            raise DataError(f"{path}: entry {i}: {exc}") from None
-        present = [k for k in wkeys if isinstance(item.get(k), dict)]
-        if not present:
-            skipped["lacks a width (no " + " or ".join(wkeys) + " object)"] += 1
-            continue
-        for k in present:
-            m = item[k]
-            if "top1_acc" not in m:
-                skipped[f"{k} lacks top1_acc"] += 1
-                continue
-            lat = {}
-            for p in PNAG_PLATFORMS:
-                v = m.get(f"{p}_latency")
-                if v is not None:
-                    v = check_number(v, f"{path}: entry {i} {k} {p}_latency (s)", positive=True)
-                    lat[p] = Latency(shift_decimal(v, 3), "measured", "pnag-json")
-            if platform is not None and platform not in lat:
-                skipped[f"{k} lacks {platform}_latency"] += 1
-                continue
-            try:
-                acc = Accuracy(m["top1_acc"], "fraction", PNAG_MEASURED_ON)
-            except (DataError, TypeError, ValueError, OverflowError) as exc:
-                raise DataError(f"{path}: entry {i} {k} top1_acc: {shown(m['top1_acc'])} ({exc}); "
-                                "allowed: a fraction in [0, 1]") from None
-            arch = base.with_(width=PNAG_WIDTH_KEYS[k])
-            records.append(Record(arch, acc, lat, *_cost(arch), source=path.name))
-    return make_dataset(name or path.stem, records, provenance=f"published PNAG format: {path}", skipped=skipped)
-
-
-def _cost(arch: MBV3Arch) -> tuple[int, int]:
-    from ..nn.cost import arch_cost
-
-    c = arch_cost(arch)
-    return c.madds, c.params
-
-
-def pnag_json_entries(records: Iterable[Record]) -> tuple[list[dict], Counter]:
-    """The published-format list for ``records`` and a count of what could not be written, per reason."""
-    skipped: Counter = Counter()
-    entries: dict[str, dict] = {}
-    for r in records:
-        if not isinstance(r.arch, MBV3Arch):
-            skipped[f"{r.space} architecture (the format holds MobileNetV3 only)"] += 1
-            continue
-        if r.arch.resolution != PNAG_RESOLUTION:
-            skipped[f"resolution {r.arch.resolution} (the format holds {PNAG_RESOLUTION} only)"] += 1
-            continue
-        if r.accuracy is None:
-            skipped["no accuracy (top1_acc is required)"] += 1
-            continue
-        wkey = "w1.0" if r.arch.width == 1.0 else "w1.2"
-        entry = entries.setdefault(r.arch.to_legacy(), {"arch": r.arch.to_legacy()})
-        if wkey in entry:
-            skipped[f"repeated {wkey} measurement (merge the dataset first)"] += 1
-            continue
-        m = {"top1_acc": r.accuracy.fraction}
-        for p in PNAG_PLATFORMS:
-            if p in r.latency:
-                m[f"{p}_latency"] = shift_decimal(r.latency[p].ms, -3)
-        others = [d for d in r.latency if d not in PNAG_PLATFORMS]
-        if others:
-            skipped["latency on a device other than mobile, cpu or gpu (not written)"] += 1
-        entry[wkey] = m
-    out = []
-    for e in entries.values():  # key order: arch, w1.0, w1.2
-        out.append({k: e[k] for k in ("arch", "w1.0", "w1.2") if k in e})
-    return out, skipped
-
-
-def write_pnag_json(records: Iterable[Record], path: str | os.PathLike) -> dict:
-    """Write ``records`` in the published format (atomically). Returns ``{"written", "skipped"}``."""
-    entries, skipped = pnag_json_entries(records)
-    with atomic_open(path, "w", encoding="utf-8") as fh:
-        fh.write("[\n")
-        for i, e in enumerate(entries):
-            fh.write(json.dumps(e) + (",\n" if i + 1 < len(entries) else "\n"))
-        fh.write("]\n")
-    return {"written": sum(len(e) - 1 for e in entries), "entries": len(entries), "skipped": dict(skipped)}
-
-
-# -- flat CSV export ----------------------------------------------------------------------------
-def write_csv(dataset: Dataset, path: str | os.PathLike) -> int:
-    """One row per record: arch text, space, width, resolution, accuracy (+unit, measured_on), madds,
-    params, then ``latency_ms:<device>`` per device. Returns the row count."""
-    devices = dataset.devices
-    header = ["arch", "space", "width", "resolution", "accuracy", "accuracy_unit", "measured_on",
-              "madds", "params", *[f"latency_ms:{d}" for d in devices], "source"]
-    with atomic_open(path, "w", encoding="utf-8", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(header)
-        for r in dataset.records:
-            a = r.arch
-            text = a.to_legacy() if isinstance(a, MBV3Arch) else a.to_string()
-            acc = r.accuracy
-            w.writerow([text, r.space, getattr(a, "width", ""), getattr(a, "resolution", ""),
-                        "" if acc is None else repr(acc.value), "" if acc is None else acc.unit,
-                        "" if acc is None else acc.measured_on,
-                        "" if r.madds is None else r.madds, "" if r.params is None else r.params,
-                        *["" if d not in r.latency else repr(r.latency[d].ms) for d in devices], r.source])
-    return len(dataset.records)
-
+from .pnag_format import (PNAG_MEASURED_ON, PNAG_PLATFORMS, pnag_json_entries, read_pnag_json, write_csv,
+                          write_pnag_json)
+from .records import (Accuracy, Dataset, Latency, Record, checked_latencies, madds_params, make_dataset,
+                      number_from_text)
+from .registry import file_stamps, files_asked, get_dataset_info, get_file
 
 # -- the public ImageNet CSVs (DyNAS-T) --------------------------------------------------------------
 OFA_MBV3_W10 = "ofa-mbv3-w1.0-imagenet"
@@ -201,7 +64,7 @@ def read_ofa_mbv3_csv(path: str | os.PathLike, width: float = 1.0) -> tuple[list
                 madds, params = (int(number_from_text(t, f"{where} {c}", low=0.0))
                                  for t, c in ((macs, "MACs"), (n_params, "Model Parameters")))
             else:
-                madds, params = _cost(arch)
+                madds, params = madds_params(arch)
             out.append(Record(arch, acc, lat, madds, params, f"{OFA_MBV3_W10}/{path.name}"))
     return out, skipped
 
@@ -264,9 +127,28 @@ def help_ofa_devices() -> list[str]:
     return [Path(f.relpath).stem for f in get_dataset_info("help-ofa-gpu").files if f.relpath.startswith("latency/")]
 
 
+_HELP_OFA: tuple[tuple, tuple[MBV3Arch, ...], dict[str, np.ndarray]] | None = None  # (files' stamps, archs, ms)
+_HELP_OFA_LOCK = threading.Lock()
+
+
 def load_help_ofa_gpu() -> tuple[list[MBV3Arch], dict[str, np.ndarray]]:
     """The 5,000 HELP subnets (width 1.2, resolutions 128..224) and their whole-network latency (ms)
-    per device setting, e.g. ``{"v100_1": ndarray (5000,), ...}``."""
+    per device setting, e.g. ``{"v100_1": ndarray (5000,), ...}`` (read-only arrays). Read once, and again
+    when its files are read from elsewhere or have changed: a source per device setting reads nothing more."""
+    global _HELP_OFA
+    files = [("help-ofa-gpu", "ofa_archs.pt")] + [("help-ofa-gpu", f"latency/{d}.pt") for d in help_ofa_devices()]
+    with _HELP_OFA_LOCK:
+        stamp = file_stamps(files)
+        if _HELP_OFA is None or _HELP_OFA[0] != stamp:
+            archs, lat = _read_help_ofa_gpu()
+            for v in lat.values():
+                v.setflags(write=False)
+            _HELP_OFA = (stamp, tuple(archs), lat)
+        _, archs, lat = _HELP_OFA
+    return list(archs), dict(lat)
+
+
+def _read_help_ofa_gpu() -> tuple[list[MBV3Arch], dict[str, np.ndarray]]:
     import torch
 
     archs = load_ofa_archs_pt(get_file("help-ofa-gpu", "ofa_archs.pt"))
@@ -284,7 +166,7 @@ def _load_help() -> Dataset:
     info = get_dataset_info("help-ofa-gpu")
     archs, lat = load_help_ofa_gpu()
     recs = [Record(a, None, {d: Latency(v[i], "published-table", f"help-ofa-gpu/latency/{d}.pt")
-                             for d, v in lat.items()}, *_cost(a), source="help-ofa-gpu")
+                             for d, v in lat.items()}, *madds_params(a), source="help-ofa-gpu")
             for i, a in enumerate(archs)]
     return make_dataset("help-ofa-gpu", recs, f"{info.description}; {info.source}; license {info.license}")
 
@@ -383,21 +265,29 @@ _NO_RECORDS = {
 RECORD_DATASETS = (OFA_MBV3_W10, "nb201", "help-ofa-gpu")
 
 
-_LOADED: dict[tuple, Dataset] = {}
+# (name, options) -> (the files read, where they were read from, the dataset)
+_LOADED: dict[tuple, tuple[tuple[tuple[str, str], ...], tuple, Dataset]] = {}
 
 
 def load_dataset(name: str, **kwargs) -> Dataset:
     """A registered dataset with records (``ofa-mbv3-w1.0-imagenet``, ``nb201``, ``help-ofa-gpu``), a
     published-format ``.json`` file or a ``pnag collect`` ``.jsonl`` file. ``nb201`` takes ``accuracy_on`` and ``devices``.
 
-    Registered datasets are read once per process (their files are checksummed, so they cannot differ).
+    A registered dataset is read again only when its files are read from elsewhere or have changed
+    (``PNAG_DATA_DIR``, ``PNAG_CACHE_DIR``, a file's mtime or size): until then the dataset read
+    before is returned.
     """
     if name in RECORD_DATASETS:
         key = (name, tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in kwargs.items())))
-        if key not in _LOADED:
-            loader = {OFA_MBV3_W10: _load_ofa_mbv3, "nb201": _load_nb201, "help-ofa-gpu": _load_help}[name]
-            _LOADED[key] = loader(**kwargs)
-        return _LOADED[key]
+        hit = _LOADED.get(key)
+        if hit is not None and file_stamps(hit[0]) == hit[1]:
+            return hit[2]
+        loader = {OFA_MBV3_W10: _load_ofa_mbv3, "nb201": _load_nb201, "help-ofa-gpu": _load_help}[name]
+        with files_asked() as asked:
+            ds = loader(**kwargs)
+        files = tuple(dict.fromkeys(asked))
+        _LOADED[key] = (files, file_stamps(files), ds)
+        return ds
     if name in _NO_RECORDS:
         raise DataError(f"dataset {name!r} holds {_NO_RECORDS[name]}; datasets with records: {allowed(RECORD_DATASETS)}")
     if name.endswith(".jsonl"):

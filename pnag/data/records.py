@@ -283,6 +283,14 @@ def merge_records(records: Iterable[Record]) -> tuple[tuple[Record, ...], int]:
     return merged, rows - len(merged)
 
 
+def madds_params(arch: Arch) -> tuple[int, int]:
+    """The analytic cost of a record's architecture: (MAdds, parameters), classifier included."""
+    from ..nn.cost import arch_cost
+
+    c = arch_cost(arch)
+    return c.madds, c.params
+
+
 def make_dataset(name: str, records: Iterable[Record], provenance: str = "",
                  skipped: Mapping[str, int] | None = None) -> Dataset:
     """Merge ``records`` into a :class:`Dataset` with its report."""

@@ -15,11 +15,14 @@ at and how to fix it; missing, truncated and altered files have distinct message
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable, Iterator
 
 from ..errors import DataError, allowed
 from ._manifest import FILES
@@ -215,8 +218,38 @@ def _fix_hint(f: DataFile) -> str:
             f"or re-run `pnag data fetch {f.dataset}` with network access")
 
 
+_ASKED: contextvars.ContextVar[list[tuple[str, str]] | None] = contextvars.ContextVar("pnag_files_asked", default=None)
+
+
+@contextlib.contextmanager
+def files_asked() -> Iterator[list[tuple[str, str]]]:
+    """Within the block, the ``(dataset, relpath)`` of every :func:`get_file` call, in order: what a value
+    computed in the block was read from (:func:`file_stamps` then tells whether those are still the files)."""
+    asked: list[tuple[str, str]] = []
+    token = _ASKED.set(asked)
+    try:
+        yield asked
+    finally:
+        _ASKED.reset(token)
+
+
+def file_stamps(files: Iterable[tuple[str, str]]) -> tuple[tuple[str, int, int], ...]:
+    """Where each ``(dataset, relpath)`` is read from now: ``(path, mtime ns, size)``, by :func:`get_file`
+    (so it follows ``PNAG_DATA_DIR``, ``PNAG_CACHE_DIR`` and the files themselves, and raises as it does
+    when a file can no longer be had). A cache of what was read from files keys on this."""
+    out = []
+    for dataset, relpath in dict.fromkeys(files):
+        p = get_file(dataset, relpath)
+        st = p.stat()
+        out.append((str(p), st.st_mtime_ns, st.st_size))
+    return tuple(out)
+
+
 def get_file(dataset: str, relpath: str) -> Path:
     """Local path of a verified copy of ``dataset/relpath`` (see the module docstring for the order)."""
+    asked = _ASKED.get()
+    if asked is not None:
+        asked.append((dataset, relpath))
     f = get_dataset_info(dataset).file(relpath)
     looked: list[str] = []
     mirror = mirror_dir()
@@ -281,4 +314,4 @@ def fetch(dataset: str) -> list[Path]:
 
 
 __all__ = ["DataFile", "DatasetInfo", "list_datasets", "get_dataset_info", "get_file", "fetch",
-           "cache_dir", "mirror_dir", "file_sha256"]
+           "cache_dir", "mirror_dir", "file_sha256", "files_asked", "file_stamps"]

@@ -12,6 +12,7 @@ arithmetic, so bitwise the same logits on a given device).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -93,6 +94,23 @@ def shutdown(ctx: DistContext) -> None:
         dist.destroy_process_group()
 
 
+_LEAVE_AT_EXIT = False  # whether the atexit handler below is registered (once per process)
+
+
+def _leave_group() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def leave_at_exit(ctx: DistContext) -> None:
+    """Leave the process group at interpreter exit if ``ctx`` created it, for a context that outlives the
+    call that made it (an accuracy source). One atexit handler per process, however often called."""
+    global _LEAVE_AT_EXIT
+    if ctx.owns_group and not _LEAVE_AT_EXIT:
+        atexit.register(_leave_group)
+        _LEAVE_AT_EXIT = True
+
+
 @contextlib.contextmanager
 def distributed(device: str | torch.device | None = "auto") -> Iterator[DistContext]:
     """``with distributed() as ctx:`` joins (and afterwards leaves) the torchrun process group."""
@@ -149,5 +167,5 @@ def broadcast_buffers(ctx: DistContext, module: nn.Module, src: int = 0) -> None
         dist.broadcast(buf.data, src=src)
 
 
-__all__ = ["DistContext", "init_distributed", "shutdown", "distributed", "resolve_device", "shard_batches",
+__all__ = ["DistContext", "init_distributed", "shutdown", "leave_at_exit", "distributed", "resolve_device", "shard_batches",
            "all_reduce_sum", "broadcast_json", "broadcast_buffers"]

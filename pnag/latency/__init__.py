@@ -4,7 +4,8 @@ by :func:`pnag.sources.get_latency_source`."""
 
 from .backends import BACKENDS, Backend, get_backend
 from .base import FunctionSource, LatencySource, TableSource
-from .lut import LUT, ProfileReport, load_lut, local_lut, lut_entries, profile_lut
+from .lut import LUT, load_lut, lut_entries
+from .profile import ProfileReport, local_lut, profile_lut
 from .measure import LatencyEnv, LatencyMeasurement, MeasureProtocol, measure_latency, measure_module
 from .published import load_i7_8700k, load_note10
 from .validate import error_metrics, validate_lut

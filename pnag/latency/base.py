@@ -216,6 +216,10 @@ class WholeNetworkTable(LatencySource):
     def __len__(self) -> int:
         return len(self._index)
 
+    def archs(self) -> list[MBV3Arch]:
+        """The table's networks, in the order first given."""
+        return list(self._index)
+
     def resolutions(self, width: float) -> tuple[int, ...]:
         """The input resolutions (pixels) of the table's networks at ``width``."""
         return tuple(sorted({a.resolution for a in self._index if a.width == width}))
@@ -254,7 +258,11 @@ def check_covers(source: LatencySource, width: float, resolutions: Iterable[int]
     ``width`` and any of ``resolutions`` (pixels): a :class:`PnagError` naming ``what``, the source,
     the width and resolution asked, the first missing entry and what the table covers. Sources that
     measure, whole-network tables and NAS-Bench-201 tables pass unchecked (they refuse an
-    architecture they cannot price when asked for it)."""
+    architecture they cannot price when asked for it). A model that says what it covers
+    (``refuse_uncovered``, e.g. an adapted model) is asked."""
+    if hasattr(source, "refuse_uncovered"):
+        source.refuse_uncovered(width, resolutions, what)
+        return
     if not isinstance(source, TableSource):
         return
     w = check_width(width)

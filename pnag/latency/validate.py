@@ -6,11 +6,13 @@ from typing import Any
 
 import numpy as np
 
+from .._progress import shows
 from ..errors import PnagError
 from ..nn.mobilenetv3 import MobileNetV3
 from ..space.mbv3 import N_UNITS, MBV3Arch, MBV3Space, parse_arch
 from .backends import get_backend
-from .lut import DEFAULT_ROUNDS, LUT, NETWORK_PROTOCOL, _no_progress, _per_round
+from .lut import LUT
+from .profile import DEFAULT_ROUNDS, NETWORK_PROTOCOL, per_round
 from .measure import MeasureProtocol, runner_pool, time_runs
 
 
@@ -30,7 +32,8 @@ def error_metrics(predicted_ms: Any, measured_ms: Any) -> dict:
 # Validation measures each network for this many times the rounds the table was profiled in (each
 # round the table's per-round share of its network protocol): measured on this project's 2-core VM,
 # the validation's own noise, not the table, set the Kendall tau (tau against the table rose with
-# every added round up to 10 and had not levelled off; benchmarks/latency_lut.py, BENCHMARKS.md).
+# every added round up to 10 and had not levelled off; one-off timings of 2026-12-02, in the git history
+# of BENCHMARKS.md, commit 38e584d).
 VALIDATION_ROUND_FACTOR = 2
 
 
@@ -52,7 +55,8 @@ def split_half(round_medians: np.ndarray) -> dict:
 # a short look at the machine's speed, warmed up as each network's timing is, then at least 3 passes
 # and 50 ms. With 1 warm-up pass right after another network (then 3 passes, or 50 ms), a 4 ms
 # onnxruntime x2 reference read cold, spread 27-57 % and dividing by it added that noise (tau
-# against the table 0.918 -> 0.605); warmed up, 6.9 % (0.930 -> 0.940). Measured on this project's VM, BENCHMARKS.md.
+# against the table 0.918 -> 0.605); warmed up, 6.9 % (0.930 -> 0.940). Measured on this project's VM
+# (the git history of BENCHMARKS.md, commit 3a5b62e).
 REFERENCE_PROTOCOL = MeasureProtocol(warmup=NETWORK_PROTOCOL.warmup, runs=3, min_time_s=0.05)
 
 
@@ -92,12 +96,12 @@ def time_networks_in_rounds(lut: LUT, archs: list, protocol: MeasureProtocol | N
     if protocol is None:
         stored = lut.data.get("network_protocol")
         protocol = MeasureProtocol(**stored) if stored else NETWORK_PROTOCOL
-    per_round = _per_round(protocol, int(lut.data.get("rounds", DEFAULT_ROUNDS)))
+    one_round = per_round(protocol, int(lut.data.get("rounds", DEFAULT_ROUNDS)))
     nets = [MobileNetV3(a) for a in archs]
     shapes = [(lut.batch, 3, a.resolution, a.resolution) for a in archs]
     medians = np.zeros((rounds, len(nets)))
     probes = None if reference is None else np.zeros((rounds, len(nets) + 1))
-    bar = tqdm(total=rounds * len(nets), desc=f"validate {lut.backend}", unit="net", disable=_no_progress(progress),
+    bar = tqdm(total=rounds * len(nets), desc=f"validate {lut.backend}", unit="net", disable=not shows(progress),
                leave=False)
     with runner_pool(be, lut.threads) as runner:
         probe = None if reference is None else runner("reference", lambda: MobileNetV3(reference),
@@ -106,7 +110,7 @@ def time_networks_in_rounds(lut: LUT, archs: list, protocol: MeasureProtocol | N
             if probe is not None:
                 probes[r, 0] = float(np.median(time_runs(probe, REFERENCE_PROTOCOL)))
             for i, net in enumerate(nets):
-                medians[r, i] = float(np.median(time_runs(runner(i, lambda net=net: net, shapes[i]), per_round)))
+                medians[r, i] = float(np.median(time_runs(runner(i, lambda net=net: net, shapes[i]), one_round)))
                 if probe is not None:
                     probes[r, i + 1] = float(np.median(time_runs(probe, REFERENCE_PROTOCOL)))
                 bar.update(1)
@@ -139,9 +143,10 @@ def validate_lut(lut: LUT, samples: int = 50, seed: int = 1, protocol: MeasurePr
     middle of the space, :func:`reference_arch`) is timed briefly before each round and after
     every network, and each round median is divided by the reference's slowdown around it
     (:func:`speed_factors`): the latencies are those of the machine at its typical speed during
-    the validation. Measured on that VM (BENCHMARKS.md): in one validation round IQR 22.5 -> 10.8 %,
-    split-half tau 0.30 -> 0.69, tau against the table 0.67 -> 0.82; in another tau 0.76 -> 0.79;
-    beside a job of ours on the other core (faster contention) tau 0.92 -> 0.90. The reference is
+    the validation. Measured on that VM (git history of BENCHMARKS.md, commit c3f57fd): in one
+    validation round IQR 22.5 -> 10.8 %, split-half tau 0.30 -> 0.69, tau against the table 0.67 ->
+    0.82; in another tau 0.76 -> 0.79; beside a job of ours on the other core (faster contention) tau
+    0.92 -> 0.90. The reference is
     read with a network's warm-up (:data:`REFERENCE_PROTOCOL`): read cold, it divided noise in. With
     it, 50 networks took 6.5-8 minutes to validate on that VM's Intel host.
     ``reference`` reports the reference (arch, median ms, ``spread_pct``: the interquartile range

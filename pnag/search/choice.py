@@ -33,7 +33,8 @@ def calibration_shift(budgets: torch.Tensor, m_lat: torch.Tensor, m_acc: torch.T
     out-of-bag errors at the top of its own ranking show how much, region by region. On NB201
     cifar10/raspi4 the ensemble over-rated its best unmeasured cell by 1.0-1.6 points below the 25 %
     latency quantile and by 0.0-0.3 above it, while its spread differed far less (0.32-0.50 against
-    0.11-0.24 points), so no multiple of the spread told the two apart (BENCHMARKS.md).
+    0.11-0.24 points), so no multiple of the spread told the two apart (git history of BENCHMARKS.md,
+    commit 6439865).
     """
     out = torch.zeros(len(budgets), dtype=torch.float64)
     if n == 0 or oob is None or len(oob) != len(m_lat):

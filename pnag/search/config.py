@@ -79,7 +79,7 @@ class TrainConfig:
     # (measured and sampled alike, on one scale)
     pessimism: float = 3.0
     # k of the final choice among candidates, mean - k * std; 0 since the calibration below corrects
-    # the predictor's over-rating (measured on NB201 tuning seeds 10-49; BENCHMARKS.md)
+    # the predictor's over-rating (measured on NB201 tuning seeds 10-49: benchmarks/results/tuning/choice_*.md)
     choice_pessimism: float = 0.0
     choice_parents: int = 4  # generate() also weighs neighbours of this many best measured archs per budget
     # > 0: generate() lowers the scores of unmeasured candidates, per budget, by the accuracy predictor's

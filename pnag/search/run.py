@@ -17,7 +17,8 @@ from ..errors import BudgetError, DataError, PnagError
 from ..predict.mlp import MLPPredictor
 from ..predict.ranker import ParetoRanker
 from .. import sources
-from .answers import Generation, madds_m
+from .answers import (Generation, Generations, accuracy_column, accuracy_kind, is_proxy, latency_kind,
+                      madds_m)
 from .archive import BudgetArchive
 from . import devices
 from .choice import ORIGIN_CODE, ORIGINS, best_feasible, calibration_shift, monotone_sources
@@ -58,6 +59,7 @@ class Run:
         self.generator: Generator | None = None
         self.archive: BudgetArchive | None = None
         self.resolution_note = ""  # which input resolutions the run searches and why (set by train())
+        self.search_outputs = None  # what pnag.search wrote beside the run (pnag.search.main_job.SearchOutputs)
         self._rows_of: torch.Tensor | None = None  # the measured table _rows was built for
         self._rows: dict[bytes, int] = {}
         self.data: dict[str, torch.Tensor] = {}
@@ -349,8 +351,9 @@ class Run:
         return refined(self, budgets, cand, chosen, generations)
 
     def generate(self, budgets: Sequence[float] | float, samples: int = 1, seed: int = 0,
-                 mode: str = "pnag", latency: Any = None) -> list[Generation]:
-        """For each budget (ms) the chosen architecture.
+                 mode: str = "pnag", latency: Any = None) -> Generations:
+        """For each budget (ms) the chosen architecture, as :class:`~pnag.search.answers.Generations` (a list
+        of :class:`Generation`, with ``to_frame()`` and ``to_csv(path)``).
 
         ``latency``: the device to serve (a spec or a source object), one the run was trained on or a new
         one (:meth:`for_device`); None: the run's own device (a run of several devices needs one). Every
@@ -387,16 +390,20 @@ class Run:
             chosen = self.refine(b, wide, self.choose(b, wide, origin), self.config.refine_generations)
         else:
             chosen = self.choose(b, cand, origin, include_table=False)
-        out = []
+        lat_is = latency_kind(self)
+        out = Generations(accuracy_column=accuracy_column(self), accuracy_unit="score" if is_proxy(self) else "%")
         for i, x in enumerate(b.tolist()):
             arch = self.space.from_indices(chosen["idx"][i].tolist())
+            measured = bool(chosen["measured"][i])
             out.append(Generation(budget=float(x), arch=self.space.format(arch),
                                   predicted_accuracy=float(chosen["accuracy"][i]),
                                   predicted_latency_ms=float(chosen["latency"][i]), madds_m=madds_m(arch),
-                                  origin=ORIGINS[int(chosen["origin"][i])], measured=bool(chosen["measured"][i]),
+                                  origin=ORIGINS[int(chosen["origin"][i])], measured=measured,
                                   resolution=getattr(arch, "resolution", None),
+                                  accuracy_is=accuracy_kind(self, measured), latency_is=lat_is,
                                   device=self.served or sources.source_name(self.latencies[0])))
         return out
 
 
-__all__ = ["Run", "RunModels", "Generation", "RUN_VERSION", "ANSWER_MODES", "read_config", "config_document"]
+__all__ = ["Run", "RunModels", "Generation", "Generations", "RUN_VERSION", "ANSWER_MODES", "read_config",
+           "config_document"]

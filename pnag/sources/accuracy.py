@@ -276,9 +276,7 @@ def _supernet_factory(rest: str, space: Any, options: dict) -> AccuracySource:
     norm. Under torchrun it joins the process group; every rank must then score the same
     architectures in the same order (images are sharded, counts summed).
     """
-    import atexit
-
-    from ..evaluate.distributed import init_distributed, shutdown  # lazily: the evaluation stack is heavy
+    from ..evaluate.distributed import init_distributed, leave_at_exit  # lazily: the evaluation stack is heavy
     from ..evaluate.imagefolder import find_split
     from ..evaluate.imagenet import CALIB_IMAGES, evaluate_supernet_arch, load_supernet_spec
 
@@ -295,7 +293,7 @@ def _supernet_factory(rest: str, space: Any, options: dict) -> AccuracySource:
     if calib:
         find_split(data_dir, "train")
     ctx = init_distributed(options.get("device", "auto"))
-    atexit.register(shutdown, ctx)
+    leave_at_exit(ctx)
     supernet = load_supernet_spec(rest, space.width, int(options.get("seed", 0))).to(ctx.device)
     kw = dict(calib_images=calib, batch_size=int(options.get("batch_size", 100)),
               workers=int(options.get("workers", 2)), progress=False)

@@ -8,6 +8,7 @@
 ``table:help-ofa-gpu:GPU_BATCH``   HELP's whole-network GPU latencies of 5,000 OFA subnets
 ``measure:BACKEND``                measure each architecture now (torch, onnxruntime, torch-cuda)
 ``local``                          this machine's table (torch backend), profiled once and cached
+``adapted:FILE``                   a model adapted to a device from K measurements (``pnag latency adapt``)
 =================================  =============================================================
 
 Where a spec goes, a Python object may go instead: anything with ``latency_ms(archs) -> ms`` (a
@@ -24,7 +25,7 @@ from ..errors import PnagError, allowed
 from ..latency.base import FunctionSource, LatencySource, MeasuredSource, NB201Source, WholeNetworkTable, check_covers
 
 SPEC_FORMS = ("lut:FILE", "lut:note10", "lut:i7-8700k", "nb201:DEVICE", "table:help-ofa-gpu:GPU_BATCH",
-              "measure:BACKEND", "local")
+              "measure:BACKEND", "local", "adapted:FILE")
 
 
 def get_latency_source(spec: Any, space: Any = None, progress: bool | None = None, check: bool = True) -> Any:
@@ -43,6 +44,10 @@ def get_latency_source(spec: Any, space: Any = None, progress: bool | None = Non
     else:
         source = FunctionSource(spec)
     width, resolution = getattr(space, "width", None), getattr(space, "resolution", None)
+    model_space = getattr(source, "space", None) if hasattr(source, "refuse_uncovered") else None
+    if check and model_space is not None and getattr(space, "name", model_space) != model_space:
+        raise PnagError(f"--latency {source.name}: a model of the {model_space} space; allowed: one of the "
+                        f"{space.name} space")
     if check and width is not None and isinstance(resolution, int):
         check_covers(source, width, getattr(space, "resolutions", (resolution,)))
     return source
@@ -87,10 +92,14 @@ def _latency_source(spec: str, space: Any, progress: bool | None) -> LatencySour
     if kind == "measure" and rest:
         return MeasuredSource(rest)
     if spec == "local":
-        from ..latency.lut import local_lut
+        from ..latency.profile import local_lut
 
         searched = getattr(space, "resolutions", ()) if getattr(space, "searches_resolution", False) else None
         return local_lut(width=width or 1.2, resolution=resolution or 224, progress=progress, resolutions=searched)
+    if kind == "adapted" and rest:
+        from ..latency.adapted import load_adapted
+
+        return load_adapted(rest)
     if kind == "python":
         raise PnagError(f"latency source {spec!r}: names a Python object a run was trained with; allowed: pass "
                         "the object again (latency=OBJ)")
