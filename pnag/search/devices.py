@@ -32,7 +32,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from ..errors import PnagError, allowed
+from ..errors import BudgetError, PnagError, allowed
 from .. import sources
 from .archive import BudgetArchive
 from .indices import canonical, random_indices
@@ -142,15 +142,6 @@ def profiles_from_state(st: dict[str, Any], names: Sequence[str], T: int, R: int
                           float(st["min_latency_ms"][d]), bool(st["exact"][d])) for d, n in enumerate(names)]
 
 
-def conditions(profiles: Sequence[DeviceProfile], positions: torch.Tensor, devices: torch.Tensor | None = None,
-               ) -> torch.Tensor:
-    """The generator's condition rows ``(B, 1 + R)``: each budget's position and its device's signature
-    (``devices (B,)`` indices into ``profiles``; all the first profile's when None)."""
-    sig = torch.stack([p.signature for p in profiles])
-    d = torch.zeros(len(positions), dtype=torch.long) if devices is None else devices
-    return torch.cat([positions.reshape(-1, 1).float(), sig[d]], 1)
-
-
 class ServingGenerator:
     """A trained generator seen from one served device: ``sample`` and ``log_prob`` take budgets in that
     device's ms (``condition``: budgets ms -> what the generator reads)."""
@@ -233,6 +224,27 @@ def serving_view(run, latency: Any = None):
                        (r_lo, max(r_hi, r_lo * (1 + 1e-9))))
 
 
+def own_profile(run) -> DeviceProfile:
+    """The profile of the device of a run of one device in ms (its reference architectures drawn with the
+    run's seed, as a device-conditioned run draws them)."""
+    cfg = run.config
+    if run.reference is None:
+        run.reference = reference_indices(run.space, cfg.device_reference, cfg.seed)
+    return device_profile(sources.source_name(run.latencies[0]), run.space, run.lat_source, run.reference,
+                          cfg.quantile_samples, cfg.seed, pool=run.data["idx"])
+
+
+def quantile_budgets(run, quantiles: Sequence[float], latency: Any = None) -> np.ndarray:
+    """Budgets (ms) at ``quantiles`` (fractions in [0, 1]) of the latency over the space of the device of
+    ``latency`` (a spec or source object; None: the run's own device)."""
+    q = np.asarray(quantiles, dtype=np.float64).reshape(-1)
+    bad = q[~((q >= 0) & (q <= 1))]
+    if len(bad):
+        raise BudgetError(f"budget: q{bad[0]:g}; allowed: quantiles q0..q1")
+    view = serving_view(run, latency)
+    return (view.profile if view is not run else run.own_profile()).budget_ms(q)
+
+
 def device_view(run, name: str, source: Any, vlat, profile: DeviceProfile, generator: ServingGenerator,
                 archives: Sequence[BudgetArchive | None], budget_range: tuple[float, float]):
     """A shallow copy of ``run`` that serves one device (see :func:`serving_view`)."""
@@ -252,4 +264,5 @@ def device_view(run, name: str, source: Any, vlat, profile: DeviceProfile, gener
 
 
 __all__ = ["DeviceProfile", "GRID", "device_latency", "reference_indices", "fastest_indices", "device_profile", "profiles_state",
-           "profiles_from_state", "conditions", "ServingGenerator", "union_archive", "serving_view", "device_view"]
+           "profiles_from_state", "ServingGenerator", "union_archive", "serving_view", "own_profile",
+           "quantile_budgets", "device_view"]

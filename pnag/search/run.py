@@ -95,12 +95,7 @@ class Run:
     def own_profile(self) -> "devices.DeviceProfile":
         """The profile of a run of one device in ms (its quantiles map budgets to other devices)."""
         if self._own_profile is None:
-            cfg = self.config
-            if self.reference is None:
-                self.reference = devices.reference_indices(self.space, cfg.device_reference, cfg.seed)
-            self._own_profile = devices.device_profile(sources.source_name(self.latencies[0]), self.space,
-                                                       self.lat_source, self.reference, cfg.quantile_samples,
-                                                       cfg.seed, pool=self.data["idx"])
+            self._own_profile = devices.own_profile(self)
         return self._own_profile
 
     def for_device(self, latency: Any = None) -> "Run":
@@ -111,14 +106,9 @@ class Run:
         return devices.serving_view(self, latency)
 
     def quantile_budgets(self, quantiles: Sequence[float], latency: Any = None) -> np.ndarray:
-        """Budgets (ms) at ``quantiles`` (fractions in [0, 1]) of the latency of the device of
-        ``latency`` (None: the run's own) over the space."""
-        q = np.asarray(quantiles, dtype=np.float64).reshape(-1)
-        bad = q[~((q >= 0) & (q <= 1))]
-        if len(bad):
-            raise BudgetError(f"budget: q{bad[0]:g}; allowed: quantiles q0..q1")
-        view = self.for_device(latency)
-        return (view.profile if view is not self else self.own_profile()).budget_ms(q)
+        """Budgets (ms) at ``quantiles`` (fractions in [0, 1]) of the latency over the space of the device of
+        ``latency`` (None: the run's own; :func:`pnag.search.devices.quantile_budgets`)."""
+        return devices.quantile_budgets(self, quantiles, latency)
 
     # -- persistence ----------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
