@@ -47,7 +47,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from nb201_regret import N_BUDGETS, Problem, _setting, run_pnag  # noqa: E402  (the NB201 setting, reused)
+from nb201_regret import N_BUDGETS, Problem, _setting, pnag_config, run_pnag  # noqa: E402  (the NB201 setting)
 
 from pnag._io import write_json_atomic, write_text_atomic  # noqa: E402
 from pnag.data import get_dataset_info  # noqa: E402
@@ -108,16 +108,42 @@ class Bench:
         """Training wall time (s) of a run, from its metrics (so a resumed benchmark reports it too)."""
         return float(sum(v for k, v in run.metrics["seconds"].items() if k != "total_this_session"))
 
+    def multi_config(self, dataset: str, seed: int, train_devices: list[str]):
+        from pnag.search import TrainConfig
+
+        a = self.args
+        lo, hi = a.quantile_range
+        return TrainConfig(space="nb201", accuracy=f"nb201:{dataset}", latency=tuple(f"nb201:{d}" for d in train_devices),
+                           budgets=(lo, hi), budget_unit="quantile", train_samples=a.train_samples, seed=seed,
+                           predictor_target=a.predictor_target, **dict(a.set + a.multi_set))
+
+    def timing(self, dataset: str, seed: int, train_devices: list[str]) -> None:
+        """Train, one after the other in fresh directories, a single-device run (first held-out device), the
+        multi-device run, and single-device runs of the second and third held-out devices; wall time of each."""
+        from pnag.search import train
+
+        key = f"timing|{dataset}|{seed}"
+        if key in self.cache:
+            return
+        out: dict[str, float] = {}
+        work = Path(tempfile.mkdtemp(prefix="timing-", dir=self.work))
+        order = [("single", self.args.held_out[0]), ("multi", None)] + [("single", h) for h in self.args.held_out[1:3]]
+        for kind, held in order:
+            cfg = self.multi_config(dataset, seed, train_devices) if kind == "multi" else \
+                pnag_config(self.problem(dataset, held), seed, 0, self.args)
+            t = time.perf_counter()
+            train(cfg, work / f"{kind}-{held}", progress=False)
+            out[f"{kind}:{held}" if held else kind] = time.perf_counter() - t
+        self.save(key, out)
+
     def multi_run(self, dataset: str, seed: int, train_devices: list[str]):
-        from pnag.search import TrainConfig, train
+        from pnag.search import train
 
         key = f"multi-run|{dataset}|{seed}"
         if key not in self.runs:
             a = self.args
             lo, hi = a.quantile_range
-            cfg = TrainConfig(space="nb201", accuracy=f"nb201:{dataset}", latency=tuple(f"nb201:{d}" for d in train_devices),
-                              budgets=(lo, hi), budget_unit="quantile", train_samples=a.train_samples, seed=seed,
-                              predictor_target=a.predictor_target, **dict(a.set + a.multi_set))
+            cfg = self.multi_config(dataset, seed, train_devices)
             self.runs[key] = train(cfg, self.work / f"multi-{dataset}-s{seed}-q{lo:g}-{hi:g}", progress=not a.no_progress)
         return self.runs[key]
 
@@ -225,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--multi-set", type=_setting, action="append", default=[], metavar="FIELD=VALUE",
                    help="a TrainConfig field of the multi-device run only (repeatable)")
     p.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "pnag-devices-generation"))
+    p.add_argument("--timing", action="store_true",
+                   help="also train, one after the other in fresh directories, a single-device run, the multi-device "
+                        "run and two more single-device runs, and report their wall times side by side")
     p.add_argument("--under-load", action="store_true", help="label wall times as measured under load")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("-o", "--output", type=Path, default=RESULTS / "devices_generation.md")
@@ -249,6 +278,9 @@ def main(argv: list[str] | None = None) -> int:
             for held in args.held_out:
                 bench.one(dataset, held, seed, train_devices, tables)
                 print(f"[{time.perf_counter() - t0:.0f} s] {dataset} seed {seed} {held}: done", file=sys.stderr)
+            if args.timing:
+                bench.timing(dataset, seed, train_devices)
+                print(f"[{time.perf_counter() - t0:.0f} s] {dataset} seed {seed} timing: done", file=sys.stderr)
     text = render(args, bench.cache, train_devices, argv)
     print(text)
     args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -316,7 +348,15 @@ def render(args, cache: dict, train_devices: list[str], argv) -> str:
                              f"{np.nanmean(means):.3f} ± {np.nanstd(means):.3f} | "
                              f"{np.nanmax([r['max_regret'] for r in rs]):.3f} | "
                              f"{np.nanmean(means) - ref_mean:+.3f} | {note} |")
-        lines += ["", "Training wall time (s, mean over seeds; from each run's own stage times):", ""]
+        timed = [cache.get(f"timing|{dataset}|{s}") for s in args.seeds]
+        if all(timed):
+            lines += ["", "Training wall time, trained one after the other in fresh directories (`--timing`; s):", ""]
+            for s_, t in zip(args.seeds, timed):
+                singles = [v for k, v in t.items() if k.startswith("single")]
+                lines.append(f"- seed {s_}: " + ", ".join(f"{k} {v:.1f}" for k, v in t.items())
+                             + f"; multi / (3 single-device runs) = {t['multi'] / sum(singles):.2f}")
+        lines += ["", "Training wall time (s, mean over seeds; from each run's own stage times, recorded when each "
+                  "was trained):", ""]
         multi = [cache.get(f"multi|{dataset}|{args.held_out[0]}|{s}") for s in args.seeds]
         single = [cache[k]["train_s"] for k in cache if k.startswith(f"single|{dataset}|")]
         if all(multi) and single:

@@ -118,8 +118,15 @@ def test_serves_a_device_it_was_not_trained_on(ab_run):
     acc_all = 60.0 + SPACE.encode_indices(ALL_IDX).double().numpy() @ OP_VALUE
     best = [acc_all[lat_all <= b].max() for b in budgets]
     assert np.mean(best - accuracy([SPACE.parse(g.arch) for g in gens])) < 1.5
-    with pytest.raises(BudgetError, match="on devC is outside the trained range"):
+    with pytest.raises(BudgetError, match="on devC is outside the range of its fastest to slowest architecture"):
         run.generate([float(lat_all.max()) * 2], latency=C)
+    # its quantiles are its source's (an estimate, perhaps): budgets outside the trained q0.1..q0.9 are served
+    # on a new device (the generator reads the nearest trained position), not on a device trained on
+    wide = np.quantile(lat_all, [0.02, 0.99])
+    gens = run.generate(wide, samples=4, latency=C)
+    assert np.all(C.latency_ms([SPACE.parse(g.arch) for g in gens]) <= wide + 1e-9)
+    with pytest.raises(BudgetError, match="on devA is outside the trained range"):
+        run.generate(run.quantile_budgets([0.02], latency=A), latency=A)
 
 
 def test_quantile_budgets_per_device(ab_run):

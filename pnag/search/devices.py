@@ -16,7 +16,9 @@ generator and ranker on the device. What they read of a device:
 
 Any device is served by a *view* of the run (:func:`serving_view`): the run as if it had been trained
 for that device alone. Its latency model is the device's own source (feasibility is judged there), its
-budget range the run's range of positions in the device's ms, its generator the run's generator
+budget range the run's range of positions in the device's ms (a device the run was not trained on: any
+budget from its fastest architecture to its slowest, since its quantiles are only as good as its
+source, perhaps a model fitted to a few measurements), its generator the run's generator
 conditioned on the device's signature and the budget's position, and its archive every training
 device's elites scored again on the device. A run of one device in ms serves another device too: a
 budget goes to the same position on the run's device, where its generator proposes, and the choice is
@@ -163,14 +165,15 @@ class ServingGenerator:
         return self
 
 
-def union_archive(view, archives: Sequence[BudgetArchive | None]) -> BudgetArchive | None:
-    """An archive over ``view``'s budget range holding the elites of every archive in ``archives``,
-    scored by ``view``'s objective (its device's latency)."""
+def union_archive(view, archives: Sequence[BudgetArchive | None], budget_range: tuple[float, float],
+                  ) -> BudgetArchive | None:
+    """An archive over ``budget_range`` (ms) holding the elites of every archive in ``archives``, scored by
+    ``view``'s objective (its device's latency)."""
     rows = [a.idx[a.filled] for a in archives if a is not None]
     if not rows:
         return None
     cfg = view.config
-    lo, hi = cfg.budgets
+    lo, hi = budget_range
     out = BudgetArchive(torch.linspace(lo, hi, cfg.archive_grid, dtype=torch.float64), view.generator.T,
                         cfg.archive_per_bin)
     idx = torch.unique(torch.cat(rows), dim=0)
@@ -219,9 +222,14 @@ def serving_view(run, latency: Any = None):
             return torch.from_numpy(np.clip(ms, b_lo, b_hi)).float()
 
         archives = [run.archive]
-    r_lo, r_hi = (float(x) for x in profile.budget_ms([lo, hi]))
+    trained = tuple(float(x) for x in profile.budget_ms([lo, hi]))
+    trained = (trained[0], max(trained[1], trained[0] * (1 + 1e-9)))
+    # a device the run was not trained on: its quantiles come from its source, an estimate perhaps (a model
+    # fitted to a few measurements), so every budget from its fastest to its slowest architecture is served;
+    # outside the trained positions the generator reads the nearest end of them
+    served = trained if known is not None else (profile.min_latency_ms, float(profile.budget_ms(1.0)[0]))
     return device_view(run, name, latency, vlat, profile, ServingGenerator(run.generator, condition), archives,
-                       (r_lo, max(r_hi, r_lo * (1 + 1e-9))))
+                       served, trained)
 
 
 def own_profile(run) -> DeviceProfile:
@@ -246,8 +254,10 @@ def quantile_budgets(run, quantiles: Sequence[float], latency: Any = None) -> np
 
 
 def device_view(run, name: str, source: Any, vlat, profile: DeviceProfile, generator: ServingGenerator,
-                archives: Sequence[BudgetArchive | None], budget_range: tuple[float, float]):
-    """A shallow copy of ``run`` that serves one device (see :func:`serving_view`)."""
+                archives: Sequence[BudgetArchive | None], budget_range: tuple[float, float],
+                archive_range: tuple[float, float]):
+    """A shallow copy of ``run`` that serves one device (see :func:`serving_view`): budgets (ms) in
+    ``budget_range``, the archives' elites kept over ``archive_range`` (the trained range on the device)."""
     view = copy.copy(run)
     view.latency, view._lat_source = source, vlat
     view.config = replace(run.config, latency=name, budgets=budget_range, budget_unit="ms", latency_samples=None,
@@ -259,7 +269,7 @@ def device_view(run, name: str, source: Any, vlat, profile: DeviceProfile, gener
     view.generator = generator
     view.served, view.profile = name, profile
     view.trained_on = name in [sources.source_name(s) for s in run.latencies]
-    view.archive = union_archive(view, archives)
+    view.archive = union_archive(view, archives, archive_range)
     return view
 
 

@@ -53,7 +53,8 @@ class Run:
         self.table_latency: torch.Tensor | None = None  # (N, D) ms: the measured table on each device
         self._own_profile: devices.DeviceProfile | None = None
         self.served: str | None = None  # a view of the run for one device (for_device): that device's name
-        self.profile: devices.DeviceProfile | None = None  # ... and its profile
+        self.profile: devices.DeviceProfile | None = None  # ... its profile, and whether the run was trained on it
+        self.trained_on = True
         self.models: RunModels | None = None
         self.ranker: ParetoRanker | None = None
         self.generator: Generator | None = None
@@ -217,13 +218,12 @@ class Run:
     def check_budgets(self, budgets: Sequence[float]) -> np.ndarray:
         """Budgets (ms) as an array; raises BudgetError for any outside what this run serves."""
         b = np.asarray(budgets, dtype=np.float64).reshape(-1)
-        lo, hi = self.budget_range
-        fastest = self.min_latency_ms
-        floor = max(lo, fastest)
-        on = f" on {self.served}" if self.served else ""
+        (lo, hi), fastest = self.budget_range, self.min_latency_ms
+        floor, on = max(lo, fastest), f" on {self.served}" if self.served else ""
+        what = "the trained range" if self.trained_on else "the range of its fastest to slowest architecture"
         for x in b:
             if not np.isfinite(x) or x < lo - 1e-9 or x > hi + 1e-9:
-                raise BudgetError(f"budget: {x:g} ms{on} is outside the trained range; allowed: {floor:g}..{hi:g} ms")
+                raise BudgetError(f"budget: {x:g} ms{on} is outside {what}; allowed: {floor:g}..{hi:g} ms")
             if x < fastest:
                 raise BudgetError(f"budget: {x:g} ms{on} is below the fastest architecture ({fastest:.4g} ms); "
                                   f"allowed: {fastest:.4g}..{hi:g} ms")
