@@ -254,3 +254,38 @@ def test_resume_of_a_run_of_several_devices_is_exact(monkeypatch, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert len(resumed.archives) == 2 and all(torch.equal(x.idx, y.idx) for x, y in zip(resumed.archives,
                                                                                        straight.archives))
+
+
+def test_python_api_several_devices(monkeypatch, tmp_path):
+    import pnag
+
+    monkeypatch.setattr(S, "get_accuracy_source", accuracy_source)
+    monkeypatch.setattr(S, "get_latency_source", latency_source)
+    opts = {k: v for k, v in small(steps=6).__dict__.items() if k not in ("accuracy", "latency", "budgets",
+                                                                             "budget_unit")}
+    run = pnag.train(accuracy="synthetic", latency="devA,devB", budgets="q0.1:q0.9", output=tmp_path / "r",
+                     progress=False, **opts)
+    assert run.config.budget_unit == "quantile" and run.config.devices == ("devA", "devB")
+    gens = run.generate(run.quantile_budgets([0.5], latency=C), latency=C)
+    assert gens[0].device == "devC" and gens.to_json()[0]["device"] == "devC"
+    with pytest.raises(BudgetError, match="budgets: '0.1:q0.9' is not a range"):
+        TrainConfig(budgets="0.1:q0.9")
+
+
+def test_mobilenetv3_two_tables(use_mirror, tmp_path):
+    from pnag.latency import published
+    from pnag.space import get_space
+
+    cfg = TrainConfig(space="mbv3", accuracy="ofa-predictor", latency="lut:note10,lut:i7-8700k", budgets="q0.1:q0.9",
+                      resolutions=(224,), train_samples=60, steps=4, budgets_per_step=4, samples_per_budget=4,
+                      ranker_steps=10, ranker_pool=60, quantile_samples=256, device_reference=8, archive_offspring=16)
+    run = train(cfg, tmp_path / "run", progress=False)
+    space = get_space("mbv3", width=1.2, resolution=224)
+    for spec, table in (("lut:note10", published.load_note10(224)), ("lut:i7-8700k", published.load_i7_8700k(1.2, 224))):
+        budgets = run.quantile_budgets([0.3, 0.7], latency=spec)
+        assert budgets[0] < budgets[1]
+        gens = run.generate(budgets, samples=4, latency=spec)
+        true = table.latency_ms([space.parse(g.arch) for g in gens])
+        assert np.all(true <= budgets + 1e-6) and {g.device for g in gens} == {spec}
+    m = run.metrics["devices"]
+    assert [d["quantiles_over"] for d in m] == ["256 sampled"] * 2

@@ -7,46 +7,11 @@ import math
 
 from ..errors import BudgetError, PnagError
 from ..predict.mlp import PRESETS, TARGETS
+from ..search.config import parse_budget_range
 from ..search.rewards import REWARDS
 from ._common import (ACCURACY_HELP, LATENCY_HELP, MAX_ARCH_SAMPLES, MAX_DRAWS, ascii_float, check_draws,
                       check_output_path, non_negative_int, positive_int, print_json, removed_on_error, seed_int, table,
                       threads_int)
-
-
-def parse_range(text: str, what: str = "--budgets") -> tuple[float, float]:
-    """``LO:HI`` (ms) -> (lo, hi) with 0 < lo < hi."""
-    parts = str(text).split(":")
-    try:
-        if len(parts) != 2 or not str(text).isascii():
-            raise ValueError
-        lo, hi = float(parts[0]), float(parts[1])
-    except ValueError:
-        raise BudgetError(f"{what}: {text!r} is not a range; allowed: LO:HI in ms, e.g. 10:24") from None
-    if not (0 < lo < hi and math.isfinite(hi)):
-        raise BudgetError(f"{what}: {text!r}; allowed: LO:HI in ms with 0 < LO < HI")
-    return lo, hi
-
-
-def parse_budget_range(text: str, what: str = "--budgets") -> tuple[tuple[float, float], str]:
-    """``LO:HI`` (ms) or ``qLO:qHI`` (quantiles of each device's latency over the space, fractions in
-    [0, 1]) -> ((lo, hi), unit) with unit ``ms`` or ``quantile``."""
-    s = str(text).strip()
-    parts = s.split(":")
-    if not any(p.strip().startswith("q") for p in parts):
-        try:
-            return parse_range(s, what), "ms"
-        except BudgetError as exc:
-            raise BudgetError(f"{exc}, or qLO:qHI quantiles of each device's latency, e.g. q0.05:q0.95") from None
-    try:
-        if len(parts) != 2 or not s.isascii() or not all(p.strip().startswith("q") for p in parts):
-            raise ValueError
-        lo, hi = (float(p.strip()[1:]) for p in parts)
-    except ValueError:
-        raise BudgetError(f"{what}: {text!r} is not a range; allowed: qLO:qHI quantiles, e.g. q0.05:q0.95, or "
-                          "LO:HI in ms") from None
-    if not 0 <= lo < hi <= 1:
-        raise BudgetError(f"{what}: {text!r}; allowed: qLO:qHI quantiles with 0 <= LO < HI <= 1")
-    return (lo, hi), "quantile"
 
 
 def parse_budget_list(text: str, what: str = "--budgets") -> list[float]:

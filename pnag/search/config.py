@@ -29,6 +29,42 @@ BUDGET_UNITS = ("ms", "quantile")
 _DEVICE_FIELDS = {"budget_unit": "ms", "device_reference": 32, "quantile_samples": 4096}
 
 
+def parse_range(text: str, what: str = "--budgets") -> tuple[float, float]:
+    """``LO:HI`` (ms) -> (lo, hi) with 0 < lo < hi."""
+    parts = str(text).split(":")
+    try:
+        if len(parts) != 2 or not str(text).isascii():
+            raise ValueError
+        lo, hi = float(parts[0]), float(parts[1])
+    except ValueError:
+        raise BudgetError(f"{what}: {text!r} is not a range; allowed: LO:HI in ms, e.g. 10:24") from None
+    if not (0 < lo < hi and math.isfinite(hi)):
+        raise BudgetError(f"{what}: {text!r}; allowed: LO:HI in ms with 0 < LO < HI")
+    return lo, hi
+
+
+def parse_budget_range(text: str, what: str = "--budgets") -> tuple[tuple[float, float], str]:
+    """``LO:HI`` (ms) or ``qLO:qHI`` (quantiles of each device's latency over the space, fractions in
+    [0, 1]) -> ((lo, hi), unit) with unit ``ms`` or ``quantile``."""
+    s = str(text).strip()
+    parts = s.split(":")
+    if not any(p.strip().startswith("q") for p in parts):
+        try:
+            return parse_range(s, what), "ms"
+        except BudgetError as exc:
+            raise BudgetError(f"{exc}, or qLO:qHI quantiles of each device's latency, e.g. q0.05:q0.95") from None
+    try:
+        if len(parts) != 2 or not s.isascii() or not all(p.strip().startswith("q") for p in parts):
+            raise ValueError
+        lo, hi = (float(p.strip()[1:]) for p in parts)
+    except ValueError:
+        raise BudgetError(f"{what}: {text!r} is not a range; allowed: qLO:qHI quantiles, e.g. q0.05:q0.95, or "
+                          "LO:HI in ms") from None
+    if not 0 <= lo < hi <= 1:
+        raise BudgetError(f"{what}: {text!r}; allowed: qLO:qHI quantiles with 0 <= LO < HI <= 1")
+    return (lo, hi), "quantile"
+
+
 def latency_specs(latency) -> tuple:
     """The latency sources of a run, one per device: a spec ``"SRC1,SRC2,..."`` split at commas, a
     list or tuple as it is (its items specs or Python objects), anything else alone."""
@@ -48,7 +84,7 @@ class TrainConfig:
     accuracy: str = W10_DATASET
     # one latency spec, or several (a tuple, or "SRC1,SRC2,..."): a device-conditioned run (pnag.search.devices)
     latency: str | tuple[str, ...] = "lut:i7-8700k"
-    budgets: tuple[float, float] = (10.0, 24.0)
+    budgets: tuple[float, float] = (10.0, 24.0)  # or a text "LO:HI" (ms) / "qLO:qHI" (quantiles)
     # "ms": budgets is LO:HI in ms (one device); "quantile": LO:HI are quantiles (fractions) of each device's
     # latency over the space (exact where the space is enumerable, else over quantile_samples seeded archs)
     budget_unit: str = "ms"
@@ -116,6 +152,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.space not in SPACES:
             raise PnagError(f"--space: {self.space!r} is not known; allowed: {allowed(SPACES)}")
+        if isinstance(self.budgets, str):  # "LO:HI" in ms or "qLO:qHI" quantiles, as --budgets takes them
+            budgets, unit = parse_budget_range(self.budgets, "budgets")
+            object.__setattr__(self, "budgets", budgets)
+            object.__setattr__(self, "budget_unit", unit)
         if self.budget_unit not in BUDGET_UNITS:
             raise BudgetError(f"budget unit: {self.budget_unit!r} is not known; allowed: {allowed(BUDGET_UNITS)}")
         try:
@@ -241,4 +281,5 @@ def make_space(config: TrainConfig):
     return get_space("nb201")
 
 
-__all__ = ["TrainConfig", "make_space", "latency_specs", "SPACES", "W10_DATASET", "BUDGET_UNITS"]
+__all__ = ["TrainConfig", "make_space", "latency_specs", "parse_range", "parse_budget_range", "SPACES", "W10_DATASET",
+           "BUDGET_UNITS"]
