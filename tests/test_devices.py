@@ -289,3 +289,20 @@ def test_mobilenetv3_two_tables(use_mirror, tmp_path):
         assert np.all(true <= budgets + 1e-6) and {g.device for g in gens} == {spec}
     m = run.metrics["devices"]
     assert [d["quantiles_over"] for d in m] == ["256 sampled"] * 2
+
+
+def test_help_gpu_settings_as_devices_through_adapted_models(use_mirror, tmp_path, capsys):
+    gpus = ("v100_1", "titan_rtx_1", "2080ti_1")
+    for target in gpus:
+        others = ",".join(f"table:help-ofa-gpu:{g}" for g in ("titan_xp_1", "2080ti_32", "v100_32"))
+        assert main(["latency", "adapt", "--from", others, "--target", f"table:help-ofa-gpu:{target}", "--samples",
+                     "20", "--resolutions", "224", "--no-progress", "-o", str(tmp_path / f"{target}.json")]) == 0
+    capsys.readouterr()
+    specs = [f"adapted:{tmp_path / g}.json" for g in gpus]
+    cfg = TrainConfig(space="mbv3", accuracy="ofa-predictor", latency=",".join(specs[:2]), budgets="q0.1:q0.9",
+                      resolutions=(224,), train_samples=60, steps=4, budgets_per_step=4, samples_per_budget=4,
+                      ranker_steps=10, ranker_pool=60, quantile_samples=256, device_reference=8, archive_offspring=16)
+    run = train(cfg, tmp_path / "run", progress=False)
+    budgets = run.quantile_budgets([0.5], latency=specs[2])
+    (g,) = run.generate(budgets, samples=4, latency=specs[2])
+    assert g.device == specs[2] and g.predicted_latency_ms <= budgets[0] + 1e-9 and g.latency_is == "predicted"

@@ -96,8 +96,8 @@ def device_latency(spec: Any, space):
     if isinstance(src, WholeNetworkTable):
         raise PnagError(f"--latency: {sources.source_name(spec)!r} prices only its {len(src)} measured networks, and "
                         "a device must price every architecture the generator proposes; allowed: a table or model "
-                        "of the device (lut:FILE, lut:note10, lut:i7-8700k, nb201:DEVICE, measure:BACKEND, local, or a "
-                        "latency model fitted to the table)")
+                        "of the device (lut:FILE, lut:note10, lut:i7-8700k, nb201:DEVICE, measure:BACKEND, local, or "
+                        "adapted:FILE, a latency model fitted to the table by pnag latency adapt)")
     return sources.VectorLatency(space, src)
 
 
