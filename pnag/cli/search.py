@@ -17,7 +17,7 @@ from ._common import MAX_ARCH_SAMPLES, MAX_DRAWS, check_draws, positive_int, pri
 def _search(args: argparse.Namespace) -> int:
     from ..latency.describe import device_words
     from ..search.main_job import search
-    from .train import parse_range
+    from ..search.config import parse_range
 
     check_draws(args.n, args.samples)
     info = sys.stderr if args.json else sys.stdout  # the few lines that say what this run is

@@ -7,29 +7,18 @@ import math
 
 from ..errors import BudgetError, PnagError
 from ..predict.mlp import PRESETS, TARGETS
+from ..search.config import parse_budget_range
 from ..search.rewards import REWARDS
 from ._common import (ACCURACY_HELP, LATENCY_HELP, MAX_ARCH_SAMPLES, MAX_DRAWS, ascii_float, check_draws,
                       check_output_path, non_negative_int, positive_int, print_json, removed_on_error, seed_int, table,
                       threads_int)
 
 
-def parse_range(text: str, what: str = "--budgets") -> tuple[float, float]:
-    """``LO:HI`` (ms) -> (lo, hi) with 0 < lo < hi."""
-    parts = str(text).split(":")
-    try:
-        if len(parts) != 2 or not str(text).isascii():
-            raise ValueError
-        lo, hi = float(parts[0]), float(parts[1])
-    except ValueError:
-        raise BudgetError(f"{what}: {text!r} is not a range; allowed: LO:HI in ms, e.g. 10:24") from None
-    if not (0 < lo < hi and math.isfinite(hi)):
-        raise BudgetError(f"{what}: {text!r}; allowed: LO:HI in ms with 0 < LO < HI")
-    return lo, hi
-
-
 def parse_budget_list(text: str, what: str = "--budgets") -> list[float]:
     """``B1,B2,...`` or ``LO:HI:STEP`` (ms) -> list of budgets."""
     s = str(text).strip()
+    if s.startswith("q"):
+        raise BudgetError(f"{what}: {text!r}: quantiles are not allowed here; allowed: B1,B2,... or LO:HI:STEP in ms")
     try:
         if not s.isascii():
             raise ValueError
@@ -55,11 +44,37 @@ def parse_budget_list(text: str, what: str = "--budgets") -> list[float]:
     return vals
 
 
+def parse_budgets_any(text: str, what: str = "--budgets") -> tuple[list[float], bool]:
+    """Budgets in ms (``B1,B2,...``, ``LO:HI:STEP``) or quantiles of the device's latency over the space
+    (``q0.1,q0.5,...``, ``qLO:qHI:STEP``; fractions in [0, 1]) -> (values, whether quantiles)."""
+    s = str(text).strip()
+    if not s.startswith("q"):
+        return parse_budget_list(s, what), False
+    wrong = BudgetError(f"{what}: {text!r} is not a list of quantiles; allowed: q0.1,q0.5,... or qLO:qHI:STEP "
+                        "with quantiles in [0, 1]")
+    parts = s.split(":")
+    try:
+        if not s.isascii():
+            raise ValueError
+        if len(parts) == 3 and parts[0].startswith("q") and parts[1].startswith("q"):
+            vals = parse_budget_list(f"{parts[0][1:]}:{parts[1][1:]}:{parts[2]}", what)
+        elif len(parts) == 1 and all(p.strip().startswith("q") for p in s.split(",") if p.strip()):
+            vals = [float(p.strip()[1:]) for p in s.split(",") if p.strip()]
+        else:
+            raise ValueError
+    except (ValueError, BudgetError):
+        raise wrong from None
+    bad = [v for v in vals if not 0 <= v <= 1]
+    if bad:
+        raise BudgetError(f"{what}: q{bad[0]:g} is not a quantile; allowed: q0..q1")
+    return vals, True
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from ..search import TrainConfig, train
 
-    lo, hi = parse_range(args.budgets)
-    kw = dict(space=args.space, accuracy=args.accuracy, latency=args.latency, budgets=(lo, hi),
+    (lo, hi), unit = parse_budget_range(args.budgets)
+    kw = dict(space=args.space, accuracy=args.accuracy, latency=args.latency, budgets=(lo, hi), budget_unit=unit,
               train_samples=args.train_samples, latency_samples=args.latency_samples, reward=args.reward,
               eval_budget=args.eval_budget, seed=args.seed)
     if args.steps is not None:
@@ -88,8 +103,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         run = train(config, args.output, progress=not args.quiet, threads=args.threads)
     m = run.metrics
     acc = m.get("predictors", {}).get("accuracy")
-    lines = [f"run: {args.output}", f"data: {m['data']['n']} architectures ({m['data']['note']})",
-             f"budgets: {lo:g}..{hi:g} ms; fastest architecture {m['min_latency_ms']:.4g} ms"]
+    lines = [f"run: {args.output}", f"data: {m['data']['n']} architectures ({m['data']['note']})"]
+    if unit == "ms":
+        lines.append(f"budgets: {lo:g}..{hi:g} ms; fastest architecture {m['min_latency_ms']:.4g} ms")
+    else:
+        lines.append(f"budgets: q{lo:g}..q{hi:g}, quantiles of each device's latency; {len(m['devices'])} "
+                     f"device{'s' if len(m['devices']) > 1 else ''} (one generator, conditioned on the device):")
+        lines += [f"  {d['latency_source']}: {d['budget_range_ms'][0]:.4g}..{d['budget_range_ms'][1]:.4g} ms, fastest "
+                  f"architecture {d['min_latency_ms']:.4g} ms (quantiles over {d['quantiles_over']})"
+                  for d in m["devices"]]
     if m["data"].get("resolution_note"):
         lines.append(f"input: {m['data']['resolution_note']}")
     if acc:
@@ -112,23 +134,35 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_generate(args: argparse.Namespace) -> int:
     from ..search import Run
 
-    if args.budget is not None:
-        budgets = [args.budget]
-    else:
-        budgets = parse_budget_list(args.budgets)
+    budgets, quantiles = parse_budgets_any(args.budget if args.budget is not None else args.budgets,
+                                           "--budget" if args.budget is not None else "--budgets")
     check_draws(len(budgets), args.samples)
     if args.csv is not None:
         check_output_path(args.csv, "--csv")
     run = Run.load(args.run)
-    gens = run.generate(budgets, samples=args.samples, seed=args.seed,
-                        mode="generator" if args.generator_only else "pnag")
+    view = run.for_device(args.latency)  # the device served: the run's own, or the one of --latency
+    if quantiles:
+        budgets = [float(b) for b in view.quantile_budgets(budgets, args.latency)]
+    gens = view.generate(budgets, samples=args.samples, seed=args.seed,
+                         mode="generator" if args.generator_only else "pnag")
     if args.csv is not None:
         gens.to_csv(args.csv)
     if args.json:
         print_json(gens.to_json())
     else:
+        if args.latency is not None or run.config.device_conditioned:
+            print(device_line(run, view))
         print(table(gens.table_rows(), gens.columns()))
     return 0
+
+
+def device_line(run, view) -> str:
+    """The device an answer is for, and whether the run was trained on it."""
+    name = view.served or view.config.latency
+    if view is run or view.trained_on:
+        return f"device: {name} (trained on)"
+    return (f"device: {name} (not trained on: served through its latency source; the generator reads its "
+            f"signature, the choice is made under its latency)")
 
 
 def parse_resolutions(text: str) -> tuple[int, ...]:
@@ -148,6 +182,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
         raise PnagError(f"plot: the run given {'twice' if args.run else 'nowhere'}; allowed: pnag plot RUN or "
                         "pnag plot --run RUN")
     run = Run.load(args.run or args.run_flag)
+    if args.latency is not None or run.config.device_conditioned:  # one device's view: its ms, table and answers
+        run = run.for_device(args.latency if args.latency is not None else run.latencies[0])
     print(plot_run(run, args.output))
     return 0
 
@@ -160,8 +196,11 @@ def register(sub) -> None:
                    help=ACCURACY_HELP)
     p.add_argument("--latency", default="lut:i7-8700k",
                    help=LATENCY_HELP + " (default lut:i7-8700k, a published table, so that a run is the same on every "
-                                       "machine; pnag search defaults to local, this machine)")
-    p.add_argument("--budgets", required=True, help="budget range LO:HI in ms")
+                                       "machine; pnag search defaults to local, this machine); SRC1,SRC2,...: one "
+                                       "generator for several devices, conditioned on the device")
+    p.add_argument("--budgets", required=True,
+                   help="budget range LO:HI in ms (one device), or qLO:qHI: quantiles of each device's latency over "
+                        "the space, e.g. q0.05:q0.95")
     p.add_argument("--train-samples", type=positive_int("--train-samples", MAX_ARCH_SAMPLES), default=None)
     p.add_argument("--latency-samples", type=positive_int("--latency-samples", MAX_ARCH_SAMPLES), default=None)
     p.add_argument("--reward", choices=REWARDS, default="pareto",
@@ -190,9 +229,13 @@ def register(sub) -> None:
 
     g = sub.add_parser("generate", help="the architecture a trained run chooses for each budget")
     g.add_argument("--run", required=True)
+    g.add_argument("--latency", default=None,
+                   help="the device to serve: a latency source the run was trained on, or a new one (" + LATENCY_HELP
+                        + "); default: the run's own device (a run of several devices needs it)")
     grp = g.add_mutually_exclusive_group(required=True)
-    grp.add_argument("--budget", type=_one_budget, help="one budget in ms")
-    grp.add_argument("--budgets", help="B1,B2,... or LO:HI:STEP (ms)")
+    grp.add_argument("--budget", type=_one_budget, help="one budget in ms, or qQ: the quantile Q of the device's latency")
+    grp.add_argument("--budgets", help="B1,B2,... or LO:HI:STEP (ms), or quantiles of the device's latency over the "
+                                       "space: q0.1,q0.5,... or qLO:qHI:STEP")
     g.add_argument("--samples", type=positive_int("--samples", MAX_DRAWS, " (memory)"), default=1,
                    help=f"K generator draws per budget, at most {MAX_DRAWS}; the best predicted-feasible one is "
                         "returned")
@@ -210,12 +253,16 @@ def register(sub) -> None:
     pl = sub.add_parser("plot", help="plot accuracy vs latency of a run (PNG)")
     pl.add_argument("run", nargs="?", help="the run directory (or --run RUN, as pnag generate takes it)")
     pl.add_argument("--run", dest="run_flag", metavar="RUN", default=None, help="the run directory")
+    pl.add_argument("--latency", default=None,
+                    help="the device to plot for (default: the run's own, or the first of a run of several devices)")
     pl.add_argument("-o", "--output", required=True)
     pl.set_defaults(func=cmd_plot)
 
 
-def _one_budget(text: str) -> float:
+def _one_budget(text: str) -> str:
+    if str(text).strip().startswith("q"):
+        return str(text).strip()
     v = ascii_float("--budget", "one latency in ms")(text)
     if not (math.isfinite(v) and v > 0):
         raise argparse.ArgumentTypeError(f"{text!r}; allowed: a positive latency in ms")
-    return v
+    return repr(v)

@@ -10,6 +10,11 @@ architectures it is trained with the pairwise logistic loss ``log(1 + exp(-y (s_
 Everything is vectorised over pairs. The budget enters as a continuous value normalised to the
 trained range (``budget_mode="continuous"``, default: any budget inside the range is served) or, as
 published, as a one-hot over a fixed list of budgets (``budget_mode="onehot"``: only those budgets).
+
+With ``cond_dim`` > 0 the ranker also reads a condition vector per row (a device signature,
+:mod:`pnag.search.devices`) and learns from latencies of several devices at once: ``fit`` takes a
+latency matrix ``(N, D)`` (one column per device, in the unit of the budgets) and the ``(D, cond_dim)``
+conditions, and draws a device for every pair.
 """
 
 from __future__ import annotations
@@ -51,7 +56,7 @@ class ParetoRanker(nn.Module):
     """
 
     def __init__(self, d_in: int, budget_range: tuple[float, float], budget_mode: str = "continuous",
-                 budgets: Sequence[float] | None = None, hidden: int = 128, layers: int = 2):
+                 budgets: Sequence[float] | None = None, hidden: int = 128, layers: int = 2, cond_dim: int = 0):
         super().__init__()
         if budget_mode not in BUDGET_MODES:
             raise PnagError(f"ranker budget mode: {budget_mode!r} is not known; allowed: {allowed(BUDGET_MODES)}")
@@ -63,8 +68,10 @@ class ParetoRanker(nn.Module):
         if budget_mode == "onehot" and not self.budgets:
             raise PnagError("ranker budget mode onehot: give the list of budgets (ms)")
         d_b = len(self.budgets) if budget_mode == "onehot" else 1
-        self.hidden, self.layers = int(hidden), int(layers)
-        dims = [self.d_in + d_b] + [self.hidden] * self.layers
+        self.hidden, self.layers, self.cond_dim = int(hidden), int(layers), int(cond_dim)
+        if self.cond_dim and budget_mode != "continuous":
+            raise PnagError(f"ranker budget mode: {budget_mode!r} with conditions; allowed: continuous")
+        dims = [self.d_in + d_b + self.cond_dim] + [self.hidden] * self.layers
         mods: list[nn.Module] = []
         for a, b in zip(dims[:-1], dims[1:]):
             mods += [nn.Linear(a, b), nn.ReLU()]
@@ -73,7 +80,8 @@ class ParetoRanker(nn.Module):
 
     def config(self) -> dict[str, Any]:
         return {"d_in": self.d_in, "budget_range": list(self.budget_range), "budget_mode": self.budget_mode,
-                "budgets": list(self.budgets), "hidden": self.hidden, "layers": self.layers}
+                "budgets": list(self.budgets), "hidden": self.hidden, "layers": self.layers,
+                **({"cond_dim": self.cond_dim} if self.cond_dim else {})}
 
     def budget_features(self, budget: torch.Tensor) -> torch.Tensor:
         """``(B, d_b)`` budget embedding; one-hot mode refuses budgets outside its list."""
@@ -90,8 +98,15 @@ class ParetoRanker(nn.Module):
                               f"{allowed(f'{b:g}' for b in self.budgets)}")
         return torch.nn.functional.one_hot(near, len(self.budgets)).float()
 
-    def forward(self, x: torch.Tensor, budget: torch.Tensor) -> torch.Tensor:
-        return self.mlp(torch.cat([x, self.budget_features(budget)], dim=1)).squeeze(-1)
+    def forward(self, x: torch.Tensor, budget: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Scores ``(B,)``; ``cond (B, cond_dim)`` where the ranker reads conditions."""
+        parts = [x, self.budget_features(budget)]
+        if self.cond_dim:
+            if cond is None or cond.shape != (len(x), self.cond_dim):
+                raise PnagError(f"ranker conditions: {None if cond is None else tuple(cond.shape)}; allowed: "
+                                f"({len(x)}, {self.cond_dim})")
+            parts.append(torch.as_tensor(cond, dtype=torch.float32))
+        return self.mlp(torch.cat(parts, dim=1)).squeeze(-1)
 
     def sample_budgets(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """``n`` training budgets (ms): uniform over the range, or uniform over the one-hot list."""
@@ -102,7 +117,8 @@ class ParetoRanker(nn.Module):
         return lo + (hi - lo) * torch.rand(n, generator=generator)
 
     def fit(self, X: Any, acc: Any, lat: Any, steps: int = 400, pairs: int = 1024, lr: float = 3e-3,
-            seed: int = 0, top_pairs: float = 0.0, top_draws: int = 5, checkpoint: Any = None) -> dict[str, float]:
+            seed: int = 0, top_pairs: float = 0.0, top_draws: int = 5, cond: Any = None,
+            checkpoint: Any = None) -> dict[str, float]:
         """Train on encodings ``X (N, D)``, accuracies ``acc (N,)`` and latencies ``lat (N,)`` (ms).
 
         Each step draws ``pairs`` pairs, each with its own budget: a fraction ``top_pairs`` of them
@@ -112,18 +128,18 @@ class ParetoRanker(nn.Module):
         order that a search under the budget acts on. Returns ``{"loss", "pair_accuracy"}`` on a fresh
         seeded set of uniform pairs (fraction of decided pairs ordered correctly).
 
+        ``cond (D, cond_dim)`` (a ranker with conditions): ``lat`` is ``(N, D)``, each pair is judged
+        on one device drawn uniformly, and reads its condition row.
+
         ``checkpoint`` (:mod:`pnag.predict.resume`): the fit saves its state after any step where
         ``checkpoint.due()`` and resumes from ``checkpoint.state``; the result is the same as an
         uninterrupted fit's.
         """
-        X = torch.as_tensor(np.asarray(X, dtype=np.float32))
-        acc = torch.as_tensor(np.asarray(acc, dtype=np.float64))
-        lat = torch.as_tensor(np.asarray(lat, dtype=np.float64))
+        X, acc, lat, cond = self._data(X, acc, lat, cond)
         n = len(X)
-        if X.ndim != 2 or X.shape[1] != self.d_in or len(acc) != n or len(lat) != n or n < 2:
-            raise DataError(f"ranker training data: X {tuple(X.shape)}, acc {tuple(acc.shape)}, lat {tuple(lat.shape)}; "
-                            f"allowed: X (N, {self.d_in}) with N >= 2 and one accuracy and latency per row")
         top_pairs = check_fraction(top_pairs, "ranker top_pairs")
+        if top_pairs and cond is not None:
+            raise PnagError("ranker top_pairs: > 0 with conditions; allowed: 0 (uniform pairs) with several devices")
         if isinstance(top_draws, bool) or not isinstance(top_draws, int) or top_draws < 1:
             raise PnagError(f"ranker top_draws: {top_draws!r}; allowed: an integer >= 1")
         gen = torch.Generator().manual_seed(seed)
@@ -135,7 +151,7 @@ class ParetoRanker(nn.Module):
         opt = torch.optim.Adam(self.parameters(), lr=lr)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, steps))
         n_top = int(round(top_pairs * pairs))
-        order = torch.argsort(lat)
+        order = torch.argsort(lat) if n_top else None
         saved = None if checkpoint is None else checkpoint.state
         start = 0 if saved is None else restore_training(saved, steps, self.mlp, opt, gen, checkpoint.damaged, sched)
         self.train()
@@ -145,8 +161,7 @@ class ParetoRanker(nn.Module):
             b = self.sample_budgets(pairs, gen)
             if n_top:
                 i[:n_top], j[:n_top] = self.top_pair_indices(acc, lat, b[:n_top], top_draws, gen, order)
-            y = pareto_pair_targets(acc[i], lat[i], acc[j], lat[j], b)
-            s = self(torch.cat([X[i], X[j]]), torch.cat([b, b]))
+            s, y = self._pair_scores(X, acc, lat, cond, i, j, b, gen)
             loss = pareto_ranking_loss(s[:pairs], s[pairs:], y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -155,7 +170,36 @@ class ParetoRanker(nn.Module):
             if checkpoint is not None and step + 1 < steps and checkpoint.due():
                 checkpoint.save(training_state(step + 1, self.mlp, opt, gen, sched))
         self.eval()
-        return self.evaluate(X, acc, lat, pairs=4 * pairs, seed=seed + 1)
+        return self.evaluate(X, acc, lat, pairs=4 * pairs, seed=seed + 1, cond=cond)
+
+    def _data(self, X: Any, acc: Any, lat: Any, cond: Any) -> tuple:
+        """The training or test data as tensors, checked: ``lat (N,)``, or ``(N, D)`` with ``cond (D, cond_dim)``."""
+        X = torch.as_tensor(np.asarray(X, dtype=np.float32))
+        acc = torch.as_tensor(np.asarray(acc, dtype=np.float64))
+        lat = torch.as_tensor(np.asarray(lat, dtype=np.float64))
+        n = len(X)
+        if X.ndim != 2 or X.shape[1] != self.d_in or len(acc) != n or len(lat) != n or n < 2:
+            raise DataError(f"ranker training data: X {tuple(X.shape)}, acc {tuple(acc.shape)}, lat {tuple(lat.shape)}; "
+                            f"allowed: X (N, {self.d_in}) with N >= 2 and one accuracy and latency per row")
+        if (cond is None) != (self.cond_dim == 0):
+            raise PnagError(f"ranker conditions: {'none' if cond is None else 'given'} for a ranker with "
+                            f"cond_dim {self.cond_dim}; allowed: conditions exactly when cond_dim > 0")
+        if cond is not None:
+            cond = torch.as_tensor(np.asarray(cond, dtype=np.float32))
+            if cond.ndim != 2 or cond.shape[1] != self.cond_dim or lat.shape != (n, len(cond)):
+                raise DataError(f"ranker training data: lat {tuple(lat.shape)}, conditions {tuple(cond.shape)}; "
+                                f"allowed: lat (N, D) and conditions (D, {self.cond_dim})")
+        return X, acc, lat, cond
+
+    def _pair_scores(self, X, acc, lat, cond, i, j, b, gen) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scores ``(2P,)`` of pairs ``(i, j)`` under budgets ``b`` (each pair on a device drawn from ``gen``
+        where there are conditions) and their labels ``(P,)``."""
+        if cond is None:
+            y = pareto_pair_targets(acc[i], lat[i], acc[j], lat[j], b)
+            return self(torch.cat([X[i], X[j]]), torch.cat([b, b])), y
+        d = torch.randint(len(cond), (len(i),), generator=gen)
+        y = pareto_pair_targets(acc[i], lat[i, d], acc[j], lat[j, d], b)
+        return self(torch.cat([X[i], X[j]]), torch.cat([b, b]), torch.cat([cond[d], cond[d]])), y
 
     @staticmethod
     def top_pair_indices(acc: torch.Tensor, lat: torch.Tensor, budgets: torch.Tensor, draws: int,
@@ -175,16 +219,16 @@ class ParetoRanker(nn.Module):
         return out[0], out[1]
 
     @torch.no_grad()
-    def evaluate(self, X: Any, acc: Any, lat: Any, pairs: int = 8192, seed: int = 0) -> dict[str, float]:
-        """Loss and pair accuracy (fraction) on ``pairs`` random pairs with random budgets."""
-        X = torch.as_tensor(np.asarray(X, dtype=np.float32))
-        acc, lat = torch.as_tensor(np.asarray(acc)), torch.as_tensor(np.asarray(lat))
+    def evaluate(self, X: Any, acc: Any, lat: Any, pairs: int = 8192, seed: int = 0,
+                 cond: Any = None) -> dict[str, float]:
+        """Loss and pair accuracy (fraction) on ``pairs`` random pairs with random budgets (and devices,
+        with ``cond``: see :meth:`fit`)."""
+        X, acc, lat, cond = self._data(X, acc, lat, cond)
         gen = torch.Generator().manual_seed(seed)
         n = len(X)
         i, j = torch.randint(n, (pairs,), generator=gen), torch.randint(n, (pairs,), generator=gen)
         b = self.sample_budgets(pairs, gen)
-        y = pareto_pair_targets(acc[i], lat[i], acc[j], lat[j], b)
-        s = self(torch.cat([X[i], X[j]]), torch.cat([b, b]))
+        s, y = self._pair_scores(X, acc, lat, cond, i, j, b, gen)
         d = s[:pairs] - s[pairs:]
         decided = y != 0
         correct = (torch.sign(d) == y)[decided].float().mean() if bool(decided.any()) else torch.tensor(float("nan"))
@@ -194,7 +238,8 @@ class ParetoRanker(nn.Module):
     def from_state_dict(cls, state: dict[str, Any]) -> "ParetoRanker":
         try:
             c = state["config"]
-            r = cls(c["d_in"], tuple(c["budget_range"]), c["budget_mode"], c["budgets"] or None, c["hidden"], c["layers"])
+            r = cls(c["d_in"], tuple(c["budget_range"]), c["budget_mode"], c["budgets"] or None, c["hidden"], c["layers"],
+                    int(c.get("cond_dim", 0)))
             r.load_state_dict(state["weights"])
         except (KeyError, TypeError, RuntimeError) as exc:
             raise DataError(f"ranker state: not a saved ParetoRanker ({exc})") from None

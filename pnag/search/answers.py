@@ -39,6 +39,7 @@ class Generation:
     accuracy is a measured value; otherwise ``predicted_accuracy`` is the accuracy model's estimate.
     ``accuracy_is`` / ``latency_is``: what the two values are (:data:`ACCURACY_KINDS`,
     :data:`LATENCY_KINDS`; "" where no run labelled them).
+    ``device``: the latency source (device) it was chosen for; ``predicted_latency_ms`` is on that device.
     """
 
     budget: float
@@ -51,6 +52,7 @@ class Generation:
     resolution: int | None = None
     accuracy_is: str = ""
     latency_is: str = ""
+    device: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -90,8 +92,8 @@ class Generations(list):
         """The answers as JSON values, each with its units and what each value is."""
         return [{"budget_ms": g.budget, "accuracy": g.predicted_accuracy, "accuracy_unit": self.accuracy_unit,
                  "accuracy_is": g.accuracy_is, "latency_ms": g.predicted_latency_ms, "latency_is": g.latency_is,
-                 "madds_m": g.madds_m, "resolution": g.resolution, "origin": g.origin, "arch": g.arch}
-                for g in self]
+                 "madds_m": g.madds_m, "resolution": g.resolution, "origin": g.origin, "arch": g.arch,
+                 "device": g.device} for g in self]
 
     def to_frame(self):
         """A pandas DataFrame with :meth:`columns`: ``budget_ms``, the accuracy, ``latency_ms`` and

@@ -111,8 +111,16 @@ class BudgetArchive:
 
 
 def _first_of_each(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Distinct rows and, for each, the position of its first occurrence in ``rows``."""
-    uniq, inv = torch.unique(rows, dim=0, return_inverse=True)
+    """Distinct rows (in lexicographic order) and, for each, the position of its first occurrence in ``rows``."""
+    radix = rows.max(0).values.clamp_min(0) + 1 if len(rows) else None
+    if radix is not None and bool((rows >= 0).all()) and float(radix.double().log2().sum()) < 62:
+        # one integer per row, mixed radix with the first column most significant: its order is the rows'
+        # lexicographic order, and a 1-D unique is many times faster than unique(dim=0)
+        mult = torch.cat([torch.cumprod(radix.flip(0), 0).flip(0)[1:], torch.ones(1, dtype=radix.dtype)])
+        keys, inv = torch.unique((rows * mult).sum(1), return_inverse=True)
+        uniq = rows.new_zeros(len(keys), rows.shape[1]).index_copy_(0, inv, rows)
+    else:
+        uniq, inv = torch.unique(rows, dim=0, return_inverse=True)
     pos = torch.arange(len(rows))
     first = torch.full((len(uniq),), len(rows), dtype=torch.long).scatter_reduce(0, inv, pos, reduce="amin")
     return uniq, first

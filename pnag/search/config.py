@@ -19,9 +19,61 @@ _INT_MIN = {"steps": 1, "budgets_per_step": 1, "samples_per_budget": 2, "hidden"
             "eval_rounds": 1, "eval_candidates": 1, "checkpoint_every": 1, "ranker_steps": 1, "ranker_pool": 1,
             "predictor_hidden": 1, "predictor_epochs": 1, "train_samples": 2, "latency_samples": 2,
             "eval_budget": 0, "eval_parents": 0, "choice_parents": 0, "choice_calibration": 0, "refine_generations": 0,
-            "archive_grid": 2, "archive_per_bin": 1, "archive_offspring": 0}
+            "archive_grid": 2, "archive_per_bin": 1, "archive_offspring": 0,
+            "device_reference": 2, "quantile_samples": 16}
 _NUM_MIN0 = ("pessimism", "choice_pessimism", "optimism", "imitation")
 _FLAGS = {"train_samples": "--train-samples", "latency_samples": "--latency-samples", "eval_budget": "--eval-budget"}
+BUDGET_UNITS = ("ms", "quantile")
+# fields added for device-conditioned runs: left out of config.json at their default, so that a run of one
+# device and ms budgets writes the file an earlier pnag wrote (and reads)
+_DEVICE_FIELDS = {"budget_unit": "ms", "device_reference": 32, "quantile_samples": 4096}
+
+
+def parse_range(text: str, what: str = "--budgets") -> tuple[float, float]:
+    """``LO:HI`` (ms) -> (lo, hi) with 0 < lo < hi."""
+    parts = str(text).split(":")
+    try:
+        if len(parts) != 2 or not str(text).isascii():
+            raise ValueError
+        lo, hi = float(parts[0]), float(parts[1])
+    except ValueError:
+        raise BudgetError(f"{what}: {text!r} is not a range; allowed: LO:HI in ms, e.g. 10:24") from None
+    if not (0 < lo < hi and math.isfinite(hi)):
+        raise BudgetError(f"{what}: {text!r}; allowed: LO:HI in ms with 0 < LO < HI")
+    return lo, hi
+
+
+def parse_budget_range(text: str, what: str = "--budgets") -> tuple[tuple[float, float], str]:
+    """``LO:HI`` (ms) or ``qLO:qHI`` (quantiles of each device's latency over the space, fractions in
+    [0, 1]) -> ((lo, hi), unit) with unit ``ms`` or ``quantile``."""
+    s = str(text).strip()
+    parts = s.split(":")
+    if not any(p.strip().startswith("q") for p in parts):
+        try:
+            return parse_range(s, what), "ms"
+        except BudgetError as exc:
+            raise BudgetError(f"{exc}, or qLO:qHI quantiles of each device's latency, e.g. q0.05:q0.95") from None
+    try:
+        if len(parts) != 2 or not s.isascii() or not all(p.strip().startswith("q") for p in parts):
+            raise ValueError
+        lo, hi = (float(p.strip()[1:]) for p in parts)
+    except ValueError:
+        raise BudgetError(f"{what}: {text!r} is not a range; allowed: qLO:qHI quantiles, e.g. q0.05:q0.95, or "
+                          "LO:HI in ms") from None
+    if not 0 <= lo < hi <= 1:
+        raise BudgetError(f"{what}: {text!r}; allowed: qLO:qHI quantiles with 0 <= LO < HI <= 1")
+    return (lo, hi), "quantile"
+
+
+def latency_specs(latency) -> tuple:
+    """The latency sources of a run, one per device: a spec ``"SRC1,SRC2,..."`` split at commas, a
+    list or tuple as it is (its items specs or Python objects), anything else alone."""
+    if isinstance(latency, str):
+        parts = tuple(p.strip() for p in latency.split(","))
+        return parts if len(parts) > 1 else (latency,)
+    if isinstance(latency, (list, tuple)):
+        return tuple(p.strip() if isinstance(p, str) else p for p in latency)
+    return (latency,)
 
 
 @dataclass(frozen=True)
@@ -30,8 +82,12 @@ class TrainConfig:
 
     space: str = "mbv3"
     accuracy: str = W10_DATASET
-    latency: str = "lut:i7-8700k"
-    budgets: tuple[float, float] = (10.0, 24.0)
+    # one latency spec, or several (a tuple, or "SRC1,SRC2,..."): a device-conditioned run (pnag.search.devices)
+    latency: str | tuple[str, ...] = "lut:i7-8700k"
+    budgets: tuple[float, float] = (10.0, 24.0)  # or a text "LO:HI" (ms) / "qLO:qHI" (quantiles)
+    # "ms": budgets is LO:HI in ms (one device); "quantile": LO:HI are quantiles (fractions) of each device's
+    # latency over the space (exact where the space is enumerable, else over quantile_samples seeded archs)
+    budget_unit: str = "ms"
     width: float | None = None  # mbv3: default 1.0 with the w1.0 dataset, else 1.2
     resolution: int = 224
     # mbv3: the input resolutions searched (one: fixed); None: chosen by train() from what both sources cover
@@ -90,17 +146,31 @@ class TrainConfig:
     archive_grid: int = 64  # latency bins of the archive across the trained range
     archive_per_bin: int = 8  # elites kept per bin
     archive_offspring: int = 256  # offspring of the archive's elites evaluated per generator step
+    # device-conditioned runs (several latency sources, or quantile budgets): the device signature is the
+    # device's standardised log latency on this many seeded reference architectures (pnag.search.devices)
+    device_reference: int = 32
+    quantile_samples: int = 4096  # seeded architectures whose latency gives a device's quantiles (not enumerable)
 
     def __post_init__(self) -> None:
         if self.space not in SPACES:
             raise PnagError(f"--space: {self.space!r} is not known; allowed: {allowed(SPACES)}")
+        if isinstance(self.budgets, str):  # "LO:HI" in ms or "qLO:qHI" quantiles, as --budgets takes them
+            budgets, unit = parse_budget_range(self.budgets, "budgets")
+            object.__setattr__(self, "budgets", budgets)
+            object.__setattr__(self, "budget_unit", unit)
+        if self.budget_unit not in BUDGET_UNITS:
+            raise BudgetError(f"budget unit: {self.budget_unit!r} is not known; allowed: {allowed(BUDGET_UNITS)}")
         try:
             lo, hi = (float(b) for b in self.budgets)
         except (TypeError, ValueError):
             raise BudgetError(f"--budgets: {self.budgets!r}; allowed: LO:HI in ms with 0 < LO < HI") from None
-        if not (0 < lo < hi and math.isfinite(hi)):
+        if self.budget_unit == "quantile":
+            if not 0 <= lo < hi <= 1:
+                raise BudgetError(f"--budgets: q{lo:g}:q{hi:g}; allowed: qLO:qHI quantiles with 0 <= LO < HI <= 1")
+        elif not (0 < lo < hi and math.isfinite(hi)):
             raise BudgetError(f"--budgets: {lo:g}:{hi:g}; allowed: LO:HI in ms with 0 < LO < HI")
         object.__setattr__(self, "budgets", (lo, hi))
+        self._check_devices()
         object.__setattr__(self, "ranker_budgets", tuple(float(b) for b in self.ranker_budgets))
         if self.reward not in REWARDS:
             raise PnagError(f"--reward: {self.reward!r} is not known; allowed: {allowed(REWARDS)}")
@@ -128,6 +198,41 @@ class TrainConfig:
 
             object.__setattr__(self, "resolutions", check_resolutions(self.resolutions))
 
+    def _check_devices(self) -> None:
+        specs = latency_specs(self.latency)
+        n = len(specs)
+        if n > 1:
+            if not all(isinstance(s, str) and s for s in specs):
+                raise PnagError(f"--latency: {self.latency!r}; allowed: SRC1,SRC2,... with no empty source")
+            if len(set(specs)) < n:
+                twice = next(s for s in specs if specs.count(s) > 1)
+                raise PnagError(f"--latency: {twice!r} is given twice; allowed: each device once")
+            object.__setattr__(self, "latency", specs)
+            if self.budget_unit != "quantile":
+                lo, hi = self.budgets
+                raise BudgetError(f"--budgets: {lo:g}:{hi:g} ms with {n} latency sources; allowed: qLO:qHI, "
+                                  "quantiles of each device's latency (ms differ from device to device)")
+        if not self.device_conditioned:
+            return
+        why = f"with {n} latency sources" if n > 1 else "with quantile budgets"
+        for name, flag in (("eval_budget", "--eval-budget"), ("latency_samples", "--latency-samples")):
+            if getattr(self, name):
+                raise PnagError(f"{flag}: {getattr(self, name)} {why}; allowed: {flag} only with one latency "
+                                "source and budgets in ms")
+        if self.ranker_mode != "continuous":
+            raise PnagError(f"ranker mode: {self.ranker_mode!r} {why}; allowed: continuous")
+
+    @property
+    def devices(self) -> tuple:
+        """The latency sources, one per device (:func:`latency_specs`)."""
+        return latency_specs(self.latency)
+
+    @property
+    def device_conditioned(self) -> bool:
+        """True when the run conditions on the device (several latency sources, or quantile budgets):
+        its generator and ranker read a device signature and a budget position (pnag.search.devices)."""
+        return len(self.devices) > 1 or self.budget_unit == "quantile"
+
     @property
     def resolved_width(self) -> float | None:
         if self.space != "mbv3":
@@ -140,6 +245,11 @@ class TrainConfig:
         d = asdict(self)
         d["budgets"], d["ranker_budgets"] = list(self.budgets), list(self.ranker_budgets)
         d["resolutions"] = None if self.resolutions is None else list(self.resolutions)
+        if isinstance(self.latency, tuple):
+            d["latency"] = list(self.latency)
+        for k, default in _DEVICE_FIELDS.items():
+            if d[k] == default:
+                del d[k]
         return d
 
     @classmethod
@@ -156,6 +266,8 @@ class TrainConfig:
             d["ranker_budgets"] = tuple(d.get("ranker_budgets", ()))
         except TypeError:
             raise DataError(f"run config: budgets {d.get('budgets')!r}; allowed: a list [LO, HI] in ms") from None
+        if isinstance(d.get("latency"), list):
+            d["latency"] = tuple(d["latency"])
         return cls(**d)
 
 
@@ -171,4 +283,5 @@ def make_space(config: TrainConfig):
     return get_space("nb201")
 
 
-__all__ = ["TrainConfig", "make_space", "SPACES", "W10_DATASET"]
+__all__ = ["TrainConfig", "make_space", "latency_specs", "parse_range", "parse_budget_range", "SPACES", "W10_DATASET",
+           "BUDGET_UNITS"]

@@ -33,12 +33,15 @@ from ..errors import BudgetError
 class Generator(nn.Module):
     """Autoregressive policy ``p(arch | budget)`` over ``space.decision_choices``.
 
-    ``budget_range`` (lo, hi) in ms; budgets are normalised to [0, 1] over it. Sampling runs the
+    ``budget_range`` (lo, hi) in ms; budgets are normalised to [0, 1] over it. With ``cond_dim`` > 1
+    (a device-conditioned run, :mod:`pnag.search.devices`) the condition is a row ``(position,
+    signature...)`` of ``cond_dim`` values: the budget's position (normalised over ``budget_range``,
+    then a range of positions) and the device signature, as they are. Sampling runs the
     LSTM step by step without a graph; log-probabilities and entropies are then recomputed in one
     fused pass over the whole sequence (teacher forcing), which is what gradients flow through.
     """
 
-    def __init__(self, space, budget_range: tuple[float, float], hidden: int = 64):
+    def __init__(self, space, budget_range: tuple[float, float], hidden: int = 64, cond_dim: int = 1):
         super().__init__()
         lo, hi = float(budget_range[0]), float(budget_range[1])
         if not hi > lo:
@@ -46,6 +49,7 @@ class Generator(nn.Module):
         self.space = space
         self.budget_range = (lo, hi)
         self.hidden = H = int(hidden)
+        self.cond_dim = int(cond_dim)
         self.n_choices = [len(c) for c in space.decision_choices]
         self.T = T = len(self.n_choices)
         C = max(self.n_choices)
@@ -55,7 +59,7 @@ class Generator(nn.Module):
         self.start = sum(self.n_choices)  # token read at t = 0
         self.skip = self.start + 1  # token read after an inactive decision
         self.embed = nn.Embedding(self.start + 2, H)  # every (decision, choice), then the start and skip tokens
-        self.budget_in = nn.Sequential(nn.Linear(1, H), nn.Tanh(), nn.Linear(H, H))
+        self.budget_in = nn.Sequential(nn.Linear(self.cond_dim, H), nn.Tanh(), nn.Linear(H, H))
         self.budget_h0 = nn.Linear(H, 2 * H)
         self.lstm = nn.LSTM(H, H, batch_first=True)
         bound = 1.0 / math.sqrt(H)
@@ -63,9 +67,17 @@ class Generator(nn.Module):
         self.head_w = nn.Parameter(torch.empty(T, H, C).uniform_(-bound, bound))
         self.head_b = nn.Parameter(torch.empty(T, C).uniform_(-bound, bound))
 
+    def conditions(self, budgets: torch.Tensor) -> torch.Tensor:
+        """Budgets ``(B,)`` ms, or condition rows ``(B, cond_dim)``, as float32 ``(B,)`` or ``(B, cond_dim)``."""
+        b = torch.as_tensor(budgets, dtype=torch.float32)
+        return b.reshape(-1) if self.cond_dim == 1 else b.reshape(-1, self.cond_dim)
+
     def normalise(self, budgets: torch.Tensor) -> torch.Tensor:
         lo, hi = self.budget_range
-        return ((torch.as_tensor(budgets, dtype=torch.float32).reshape(-1) - lo) / (hi - lo)).unsqueeze(1)
+        b = self.conditions(budgets)
+        if self.cond_dim == 1:
+            return ((b - lo) / (hi - lo)).unsqueeze(1)
+        return torch.cat([(b[:, :1] - lo) / (hi - lo), b[:, 1:]], 1)
 
     def _init(self, budgets: torch.Tensor):
         e = self.budget_in(self.normalise(budgets))  # (B, H)
@@ -113,7 +125,7 @@ class Generator(nn.Module):
         active decisions again only after a decision that can change them
         (``space.activity_controls``): sampling is the generator stage's sequential part.
         """
-        budgets = torch.as_tensor(budgets, dtype=torch.float32).reshape(-1)
+        budgets = self.conditions(budgets)
         B = budgets.shape[0]
         with torch.no_grad():
             e, h, c = self._init(budgets)
@@ -146,7 +158,7 @@ class Generator(nn.Module):
 
         Each step reads the previous decision's choice, or the skip token where that decision is
         inactive (as in :meth:`sample`)."""
-        budgets = torch.as_tensor(budgets, dtype=torch.float32).reshape(-1)
+        budgets = self.conditions(budgets)
         idx = idx.long()
         e, h, c = self._init(budgets)
         start = torch.full((idx.shape[0], 1), self.start, dtype=torch.long)
@@ -170,7 +182,7 @@ class Generator(nn.Module):
         return self.evaluate(budgets, idx)[0]
 
     def config(self) -> dict[str, Any]:
-        return {"budget_range": list(self.budget_range), "hidden": self.hidden}
+        return {"budget_range": list(self.budget_range), "hidden": self.hidden, "cond_dim": self.cond_dim}
 
 
 _NEG = -1e9  # logit of padding choices: probability exactly 0, no NaN in the entropy

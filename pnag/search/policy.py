@@ -23,14 +23,15 @@ def budget_advantages(r: torch.Tensor) -> torch.Tensor:
 def policy_gradient_step(policy, opt: torch.optim.Optimizer, budgets: torch.Tensor, m: int, reward: RewardFn,
                          entropy: float, generator: torch.Generator | None,
                          extra_loss: Callable[[], torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Draw ``m`` architectures for each budget (ms) of ``budgets (nb,)``, score them with ``reward``
+    """Draw ``m`` architectures for each budget (ms) of ``budgets (nb,)`` (or condition row of ``budgets
+    (nb, F)``: the policy's and the reward's to read), score them with ``reward``
     and take one optimiser step on ``-(advantage x logp) - entropy x H`` (plus ``extra_loss()``).
 
     Returns the drawn index rows ``(nb * m, T)`` and rewards ``(nb, m)``."""
     if m < 2:
         raise ValueError("policy_gradient_step needs m >= 2 samples per budget (leave-one-out baseline)")
     nb = len(budgets)
-    bud = budgets.repeat_interleave(m)
+    bud = budgets.repeat_interleave(m, dim=0)
     idx, logp, ent = policy.sample(bud, generator=generator)
     with torch.no_grad():
         r = reward(idx, bud).view(nb, m)

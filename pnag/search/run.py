@@ -20,42 +20,16 @@ from .. import sources
 from .answers import (Generation, Generations, accuracy_column, accuracy_kind, is_proxy, latency_kind,
                       madds_m)
 from .archive import BudgetArchive
+from . import devices
 from .choice import ORIGIN_CODE, ORIGINS, best_feasible, calibration_shift, monotone_sources
-from .config import TrainConfig, make_space
+from .config import TrainConfig, latency_specs, make_space
 from .generator import Generator
 from .indices import canonical, index_keys, neighbours
-from .run_files import (RUN_VERSION, config_document, damaged, load_data, load_pt_file, read_config,
-                        read_json_file)
+from .models import RunModels
+from .run_files import (RUN_VERSION, config_document, damaged, load_data, load_devices, load_pt_file,
+                        read_config, read_json_file)
 
 ANSWER_MODES = ("pnag", "generator")
-
-
-class RunModels:
-    """Accuracy / latency models of a run, vectorised on decision indices."""
-
-    def __init__(self, space, config: TrainConfig, acc_model=None, acc_pred: MLPPredictor | None = None,
-                 lat_exact=None, lat_pred: MLPPredictor | None = None):
-        self.space, self.config = space, config
-        self.acc_model, self.acc_pred = acc_model, acc_pred
-        self.lat_exact, self.lat_pred = lat_exact, lat_pred
-
-    def accuracy(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean and spread (%) ``(B,)``."""
-        if self.acc_model is not None:
-            m = self.acc_model(idx).double()
-            return m, torch.zeros_like(m)
-        m, s = self.acc_pred.predict_indices_dist(idx)
-        return m.double(), s.double()
-
-    def pessimistic(self, idx: torch.Tensor) -> torch.Tensor:
-        m, s = self.accuracy(idx)
-        return m - self.config.pessimism * s
-
-    def latency(self, idx: torch.Tensor) -> torch.Tensor:
-        """Latency (ms) ``(B,)``: the exact source, or the latency predictor's mean."""
-        if self.lat_pred is not None:
-            return self.lat_pred.predict_indices_dist(idx)[0].double()
-        return self.lat_exact(idx).double()
 
 
 class Run:
@@ -70,6 +44,17 @@ class Run:
         self.latency = config.latency if latency is None else latency
         self._acc_source = None
         self._lat_source = None
+        self._device_latency: dict[int, Any] = {}
+        # device-conditioned runs (pnag.search.devices): the devices as the run sees them, the reference
+        # architectures of their signatures, one archive per device
+        self.profiles: list[devices.DeviceProfile] = []
+        self.reference: torch.Tensor | None = None
+        self.archives: list[BudgetArchive | None] = []
+        self.table_latency: torch.Tensor | None = None  # (N, D) ms: the measured table on each device
+        self._own_profile: devices.DeviceProfile | None = None
+        self.served: str | None = None  # a view of the run for one device (for_device): that device's name
+        self.profile: devices.DeviceProfile | None = None  # ... its profile, and whether the run was trained on it
+        self.trained_on = True
         self.models: RunModels | None = None
         self.ranker: ParetoRanker | None = None
         self.generator: Generator | None = None
@@ -90,10 +75,41 @@ class Run:
 
     @property
     def lat_source(self):
+        """The latency source (vectorised) of the run's device (the first, of a run of several)."""
         if self._lat_source is None:
-            self._lat_source = sources.VectorLatency(self.space,
-                                                     sources.get_latency_source(self.latency, self.space))
+            self._lat_source = self.device_latency(0)
         return self._lat_source
+
+    @property
+    def latencies(self) -> tuple:
+        """The latency sources, one per device: specs, or the objects the run was given in their place."""
+        return latency_specs(self.latency)
+
+    def device_latency(self, d: int):
+        """Device ``d``'s latency source, vectorised (:class:`pnag.sources.VectorLatency`)."""
+        if d not in self._device_latency:
+            spec = self.latencies[d]
+            self._device_latency[d] = devices.device_latency(spec, self.space) if self.config.device_conditioned \
+                else sources.VectorLatency(self.space, sources.get_latency_source(spec, self.space))
+        return self._device_latency[d]
+
+    def own_profile(self) -> "devices.DeviceProfile":
+        """The profile of a run of one device in ms (its quantiles map budgets to other devices)."""
+        if self._own_profile is None:
+            self._own_profile = devices.own_profile(self)
+        return self._own_profile
+
+    def for_device(self, latency: Any = None) -> "Run":
+        """The run as it serves the device of ``latency`` (a spec or source object; None: its own device):
+        itself, or a view of it for that device (:func:`pnag.search.devices.serving_view`)."""
+        if self.generator is None or self.models is None:
+            raise DataError(f"run {self.dir}: no trained generator")
+        return devices.serving_view(self, latency)
+
+    def quantile_budgets(self, quantiles: Sequence[float], latency: Any = None) -> np.ndarray:
+        """Budgets (ms) at ``quantiles`` (fractions in [0, 1]) of the latency over the space of the device of
+        ``latency`` (None: the run's own; :func:`pnag.search.devices.quantile_budgets`)."""
+        return devices.quantile_budgets(self, quantiles, latency)
 
     # -- persistence ----------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -147,6 +163,10 @@ class Run:
         """Load the saved state of the stages in ``done``."""
         if "data" in done:
             self.data = load_data(self.dir, len(self.space.decision_choices))
+            if self.config.device_conditioned:
+                self.reference, self.profiles, self.table_latency = load_devices(
+                    self.dir, [sources.source_name(s) for s in self.latencies], len(self.space.decision_choices),
+                    self.config.device_reference, len(self.data["idx"]))
         if "predictors" in done:
             st = self.load_file("predictors.pt", ("acc", "lat"))
             try:
@@ -167,6 +187,7 @@ class Run:
             try:
                 self.generator.load_state_dict(st["model"])
                 self.archive = BudgetArchive.from_state_dict(st["archive"]) if "archive" in st else None
+                self.archives = [BudgetArchive.from_state_dict(a) for a in st.get("archives", [])]
             except (RuntimeError, TypeError, AttributeError, KeyError, ValueError, IndexError) as exc:
                 raise damaged(self.dir, "generator.pt", f"{type(exc).__name__}: weights of another shape") from None
             self.generator.eval()
@@ -177,7 +198,8 @@ class Run:
     def new_generator(self) -> Generator:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.config.seed + 3)
-            return Generator(self.space, self.config.budgets, hidden=self.config.hidden)
+            cond = 1 + self.config.device_reference if self.config.device_conditioned else 1
+            return Generator(self.space, self.config.budgets, hidden=self.config.hidden, cond_dim=cond)
 
     # -- public views ---------------------------------------------------------------------------
     @property
@@ -199,14 +221,14 @@ class Run:
     def check_budgets(self, budgets: Sequence[float]) -> np.ndarray:
         """Budgets (ms) as an array; raises BudgetError for any outside what this run serves."""
         b = np.asarray(budgets, dtype=np.float64).reshape(-1)
-        lo, hi = self.budget_range
-        fastest = self.min_latency_ms
-        floor = max(lo, fastest)
+        (lo, hi), fastest = self.budget_range, self.min_latency_ms
+        floor, on = max(lo, fastest), f" on {self.served}" if self.served else ""
+        what = "the trained range" if self.trained_on else "the range of its fastest to slowest architecture"
         for x in b:
             if not np.isfinite(x) or x < lo - 1e-9 or x > hi + 1e-9:
-                raise BudgetError(f"budget: {x:g} ms is outside the trained range; allowed: {floor:g}..{hi:g} ms")
+                raise BudgetError(f"budget: {x:g} ms{on} is outside {what}; allowed: {floor:g}..{hi:g} ms")
             if x < fastest:
-                raise BudgetError(f"budget: {x:g} ms is below the fastest architecture ({fastest:.4g} ms); "
+                raise BudgetError(f"budget: {x:g} ms{on} is below the fastest architecture ({fastest:.4g} ms); "
                                   f"allowed: {fastest:.4g}..{hi:g} ms")
         return b
 
@@ -315,44 +337,20 @@ class Run:
     @torch.no_grad()
     def refine(self, budgets: Sequence[float], cand: torch.Tensor, chosen: dict[str, torch.Tensor],
                generations: int) -> dict[str, torch.Tensor]:
-        """Per budget a short evolution (once-for-all's operators, population 100, ``generations``
-        generations) under the run's objective, started from ``cand (B, K, T)``, the chosen answer and the
-        archive's elites within the budget;
-        its best replaces the answer when the objective rates it higher (origin ``refined``)."""
-        from .baselines import EVOLUTION_PEER, evolution_queries, evolutionary_search
+        """Per budget a short evolution from the candidates under the run's objective; its best replaces the
+        answer when the objective rates it higher (origin ``refined``; :func:`pnag.search.refine.refined`)."""
+        from .refine import refined
 
-        if generations <= 0:
-            return chosen
-        peer = EVOLUTION_PEER
-        q = evolution_queries(peer["population"], generations, peer["parent_ratio"])
-        rows = []
-        for i, b in enumerate(np.asarray(budgets, dtype=np.float64).tolist()):
-            bt = torch.tensor([b], dtype=torch.float64)
-
-            def score(idx: np.ndarray) -> np.ndarray:
-                return self.objective(torch.from_numpy(idx), bt)[0][:, 0].numpy()
-
-            def latency(idx: np.ndarray) -> np.ndarray:
-                return self.models.latency(torch.from_numpy(idx)).numpy()
-
-            start = [chosen["idx"][i:i + 1], cand[i]]
-            if self.archive is not None:  # the archive's front up to this budget: diverse starting points
-                keep = self.archive.filled & (self.archive.latency <= b + 1e-9)
-                start.append(self.archive.idx[keep])
-            start = torch.cat(start).numpy()
-            r = evolutionary_search(self.space, score, latency, b, q, population=peer["population"],
-                                    parent_ratio=peer["parent_ratio"], mutation_ratio=peer["mutation_ratio"],
-                                    mutate_prob=peer["mutate_prob"], seed=i, initial=start)
-            rows.append(torch.as_tensor(np.asarray(r.indices), dtype=torch.long))
-        found = torch.stack(rows)[:, None, :]
-        both = torch.cat([chosen["idx"][:, None, :], found], 1)
-        origin = torch.cat([chosen["origin"][:, None], torch.full((len(rows), 1), ORIGIN_CODE["refined"])], 1)
-        return self.choose(budgets, both, origin, include_table=False)
+        return refined(self, budgets, cand, chosen, generations)
 
     def generate(self, budgets: Sequence[float] | float, samples: int = 1, seed: int = 0,
-                 mode: str = "pnag") -> Generations:
+                 mode: str = "pnag", latency: Any = None) -> Generations:
         """For each budget (ms) the chosen architecture, as :class:`~pnag.search.answers.Generations` (a list
         of :class:`Generation`, with ``to_frame()`` and ``to_csv(path)``).
+
+        ``latency``: the device to serve (a spec or a source object), one the run was trained on or a new
+        one (:meth:`for_device`); None: the run's own device (a run of several devices needs one). Every
+        answer says the device it was chosen for (``Generation.device``).
 
         ``mode="pnag"`` (default): the best, by the run's objective, of ``samples`` generator draws (the
         greedy one first), one-decision neighbours of the greedy draw and of the best measured
@@ -366,9 +364,11 @@ class Run:
             raise PnagError(f"--samples: {samples!r}; allowed: an integer >= 1")
         if mode not in ANSWER_MODES:
             raise PnagError(f"answer mode: {mode!r} is not known; allowed: {', '.join(ANSWER_MODES)}")
+        if self.served is None:
+            view = self.for_device(latency)
+            if view is not self:
+                return view.generate(budgets, samples, seed, mode)
         b = self.check_budgets(np.atleast_1d(np.asarray(budgets, dtype=np.float64)))
-        if self.generator is None or self.models is None:
-            raise DataError(f"run {self.dir}: no trained generator")
         cand = self.candidates(b, samples, seed)
         origin = torch.full(cand.shape[:2], ORIGIN_CODE["generator"])
         if mode == "pnag":
@@ -393,7 +393,8 @@ class Run:
                                   predicted_latency_ms=float(chosen["latency"][i]), madds_m=madds_m(arch),
                                   origin=ORIGINS[int(chosen["origin"][i])], measured=measured,
                                   resolution=getattr(arch, "resolution", None),
-                                  accuracy_is=accuracy_kind(self, measured), latency_is=lat_is))
+                                  accuracy_is=accuracy_kind(self, measured), latency_is=lat_is,
+                                  device=self.served or sources.source_name(self.latencies[0])))
         return out
 
 

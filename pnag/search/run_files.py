@@ -3,7 +3,9 @@
 Files (each written atomically): ``config.json`` (format name and version, then the
 :class:`~pnag.search.config.TrainConfig`), ``state.json`` (stages done), ``metrics.json``,
 ``data.pt`` (the measured table), ``predictors.pt``, ``ranker.pt``, ``generator.pt``, and a
-``*.ckpt.pt`` while a stage is under way. Every file is checked when read: a damaged or foreign file
+``*.ckpt.pt`` while a stage is under way; a device-conditioned run (version 3) also ``devices.pt``
+(:mod:`pnag.search.devices`: the reference architectures, each device's profile and the measured
+table's latency on each device) and one archive per device in ``generator.pt``. Every file is checked when read: a damaged or foreign file
 is reported by name, with what to do. :class:`pnag.search.run.Run` reads and writes them.
 """
 
@@ -21,6 +23,8 @@ from .config import TrainConfig
 
 RUN_FORMAT = "pnag-run"
 RUN_VERSION = 2  # 2: skip-token generator, one-scale ranker labels, format field (1: no field)
+DEVICE_RUN_VERSION = 3  # 3: a device-conditioned run (several latency sources or quantile budgets; devices.pt)
+READ_VERSIONS = (RUN_VERSION, DEVICE_RUN_VERSION)
 
 # data.pt: the measured table (decision indices, accuracy %, latency ms) and the fastest architecture
 DATA_KEYS = {"idx": torch.int64, "accuracy": torch.float64, "latency": torch.float64, "fastest_idx": torch.int64}
@@ -47,7 +51,8 @@ def read_json_file(run_dir: Path, name: str, kind: type, default: Any = None) ->
 
 def config_document(config: TrainConfig) -> dict[str, Any]:
     """What ``config.json`` holds."""
-    return {"format": RUN_FORMAT, "version": RUN_VERSION, "config": config.to_json()}
+    version = DEVICE_RUN_VERSION if config.device_conditioned else RUN_VERSION
+    return {"format": RUN_FORMAT, "version": version, "config": config.to_json()}
 
 
 def read_config(run_dir: Path) -> TrainConfig:
@@ -61,13 +66,17 @@ def read_config(run_dir: Path) -> TrainConfig:
             raise DataError(f"run {str(run_dir)!r}: written by an older pnag (run format 1, no version field); this "
                             f"pnag reads run format {RUN_VERSION}: re-run the same pnag train command with another -o")
         raise damaged(run_dir, "config.json", f"format {doc.get('format')!r}, not {RUN_FORMAT!r}")
-    if doc.get("version") != RUN_VERSION:
-        raise DataError(f"run {str(run_dir)!r}: run format version {doc.get('version')!r}; this pnag reads version "
-                        f"{RUN_VERSION}: re-run the same pnag train command with another -o")
+    if doc.get("version") not in READ_VERSIONS:
+        raise DataError(f"run {str(run_dir)!r}: run format version {doc.get('version')!r}; this pnag reads versions "
+                        f"{', '.join(map(str, READ_VERSIONS))}: re-run the same pnag train command with another -o")
     try:
-        return TrainConfig.from_json(doc.get("config"))
+        config = TrainConfig.from_json(doc.get("config"))
     except (PnagError, TypeError, ValueError) as exc:
         raise damaged(run_dir, "config.json", str(exc)) from None
+    if doc["version"] != config_document(config)["version"]:
+        raise damaged(run_dir, "config.json", f"version {doc['version']} for "
+                      f"{'a device-conditioned' if config.device_conditioned else 'a one-device'} run")
+    return config
 
 
 def load_pt_file(run_dir: Path, name: str, keys: Sequence[str] = ()) -> dict[str, Any]:
@@ -108,5 +117,21 @@ def load_data(run_dir: Path, decisions: int) -> dict[str, torch.Tensor]:
     return out
 
 
-__all__ = ["RUN_FORMAT", "RUN_VERSION", "DATA_KEYS", "damaged", "read_json_file", "config_document", "read_config",
+def load_devices(run_dir: Path, names: Sequence[str], decisions: int, reference: int, rows: int) -> tuple:
+    """``devices.pt`` of a device-conditioned run: the reference architectures ``(reference, decisions)``,
+    the profile of each device of ``names`` and the measured table's latency (ms) on each ``(rows, D)``."""
+    from .devices import profiles_from_state
+
+    st = load_pt_file(run_dir, "devices.pt", ("latency",))
+    try:
+        profiles = profiles_from_state(st, names, decisions, reference)
+        lat = st["latency"]
+        if not isinstance(lat, torch.Tensor) or tuple(lat.shape) != (rows, len(names)):
+            raise ValueError(f"latency is not a tensor of shape {(rows, len(names))}")
+    except ValueError as exc:
+        raise damaged(run_dir, "devices.pt", str(exc)) from None
+    return st["reference_idx"].long(), profiles, lat.double()
+
+
+__all__ = ["RUN_FORMAT", "RUN_VERSION", "DEVICE_RUN_VERSION", "READ_VERSIONS", "DATA_KEYS", "load_devices", "damaged", "read_json_file", "config_document", "read_config",
            "load_pt_file", "load_data"]

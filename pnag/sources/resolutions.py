@@ -40,7 +40,8 @@ def resolve_resolutions(config, acc_source: AccuracySource, lat_source: Any, req
     def says(name, cov):
         return f"{name} covers {'any resolution' if cov is None else allowed(cov) or 'none of them'}"
 
-    covers = f"{says(config.accuracy, acc_cov)}; {says(config.latency, lat_cov)} (width {width:g})"
+    lat_name = config.latency if isinstance(config.latency, str) else ",".join(config.latency)
+    covers = f"{says(config.accuracy, acc_cov)}; {says(lat_name, lat_cov)} (width {width:g})"
     if requested is not None:
         bad = [r for r in cands if r not in ok]
         if bad:

@@ -55,18 +55,22 @@ class NB201Lookup:
 class VectorLatency:
     """Vectorised latency ``idx (B, T) -> ms (B,)`` (float64 tensor) of any latency source.
 
-    Uses the source's own ``latency_from_indices`` when it has one; for small enumerable spaces
-    (NAS-Bench-201) prices every architecture once and indexes; otherwise falls back to pricing
-    architecture by architecture.
+    For small enumerable spaces (NAS-Bench-201) prices every architecture once (with the source's own
+    ``latency_from_indices`` where it has one) and indexes; otherwise uses ``latency_from_indices``, or
+    falls back to pricing architecture by architecture.
     """
 
     def __init__(self, space, source: Any):
         self.space, self.source = space, source
         self._lookup: torch.Tensor | None = None
         self.exhaustive = False
-        if not hasattr(source, "latency_from_indices") and _enumerable(space):
+        vec = getattr(source, "latency_from_indices", None)
+        # a vectorised source of another space (a MobileNetV3 table) refuses what it cannot price when asked
+        own_space = getattr(source, "space", None) in (None, getattr(space, "name", None))
+        if _enumerable(space) and not getattr(space, "searches_resolution", False) and (vec is None or own_space):
             idx = _all_indices(space)
-            self._lookup = torch.as_tensor(self._by_arch(idx), dtype=torch.float64)
+            self._lookup = torch.as_tensor(vec(idx) if vec is not None else self._by_arch(idx),
+                                           dtype=torch.float64).reshape(-1)
             self.exhaustive = True
 
     def _by_arch(self, idx: torch.Tensor) -> np.ndarray:
@@ -89,6 +93,11 @@ class VectorLatency:
                     out[rows] = torch.as_tensor(part, dtype=torch.float64).reshape(-1)
             return out
         return torch.as_tensor(self._by_arch(idx), dtype=torch.float64)
+
+    def all_latencies(self) -> torch.Tensor | None:
+        """Latency (ms, float64) of every architecture in ``space.all_archs()`` order when the space was
+        priced exhaustively, else None."""
+        return self._lookup
 
     def min_latency(self) -> float | None:
         """The fastest architecture's latency (ms) when the space was priced exhaustively."""
