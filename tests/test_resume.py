@@ -13,7 +13,7 @@ from pnag.errors import DataError
 from pnag.predict.mlp import MLPPredictor, PredictorConfig
 from pnag.search import checkpoint as C
 from pnag.search import train
-from pnag.search import training as T
+from pnag.search import generator_stage as T  # where generator.pt is written
 
 # latency learned (a second predictor fit) and two look-up rounds: every kind of checkpoint
 CFG = dict(latency_samples=200, eval_budget=6, eval_rounds=2, steps=20)
