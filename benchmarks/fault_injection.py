@@ -227,6 +227,11 @@ def kill_loop(w: Path, ref: Path, rows: list, notes: list, max_kills: int, stuck
                          "**NO** (never finished)", "no"))
             return
     wall = time.perf_counter() - t0
+    if rc != 0:
+        last = (w / f"killed-{clock}.log").read_text().strip().splitlines()[-1:] or [""]
+        rows.append((f"(a) main job, SIGKILL {every}", f"{kills} SIGKILLs, then a start that failed: {last[0][:150]}",
+                     f"-9 x {kills}, then {rc}", "**NO**", "no"))
+        return
     ok, why = identical(ref, run, w, MAIN_GENERATE)
     rows.append((f"(a) main job, SIGKILL {every}",
                  f"{kills} SIGKILLs, then a run that finished ({kills + 1} starts, {wall:.0f} s in all)",
@@ -414,7 +419,7 @@ def main() -> None:
         two_writers(w, ref, rows)
     cases = bad_inputs(w) if "d" in args.cases else []
     commit = subprocess.run(["git", "-C", str(PNAG_ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
+                            text=True).stdout.strip() or "? (not a git checkout)"
     out = ["# Fault injection (issue 21)", "",
            f"`PNAG_DATA_DIR=... OMP_NUM_THREADS=1 python benchmarks/fault_injection.py {' '.join(sys.argv[1:])}` "
            f"({'pnag of ' + str(PNAG_ROOT) + ' ' if PNAG_ROOT != ROOT else ''}at commit {commit}), "

@@ -127,6 +127,15 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iter
         raise
 
 
+def remove_stale_temporaries(folder: str | os.PathLike, name: str = "*") -> None:
+    """Remove from ``folder`` the temporary files (``.NAME.*.tmp``, of the file ``name`` or of any) that
+    :func:`atomic_open` leaves when its process is killed mid-write. Only while holding the folder's
+    :func:`exclusive_writer`: no write is under way."""
+    for tmp in Path(folder).glob(f".{name}.*.tmp"):
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     with atomic_open(path, "w", encoding="utf-8") as fh:
         fh.write(text)

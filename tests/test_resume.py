@@ -243,3 +243,22 @@ def test_a_split_and_refit_predictor_resumes_in_either_part(one_thread, stop):
     assert resumed.saved[0][:2] == (stop[0], stop[1] + 1)  # went on from the saved epoch
     a, b = ref.net.state_dict(), p.net.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_temporary_files_of_a_killed_write_are_removed(monkeypatch, tmp_path, one_thread):
+    """A SIGKILL inside an atomic write leaves its temporary file: the next run removes it, and a folder
+    holding nothing else (killed while writing config.json) is taken as the new run it was to be."""
+    syn.patch(monkeypatch.setattr)
+    cfg = syn.tiny_config(steps=4)
+    d = tmp_path / "run"
+    d.mkdir()
+    (d / ".config.json.k1ll3d.tmp").write_text('{"format": "pnag-r')
+    _stop_at(monkeypatch, "ranker.ckpt.pt", 3)
+    with pytest.raises(_Stop):
+        train(cfg, d, progress=False)
+    monkeypatch.undo()
+    syn.patch(monkeypatch.setattr)
+    (d / ".ranker.ckpt.pt.k1ll3d.tmp").write_bytes(b"PK\x03\x04 half a zip")
+    train(cfg, d, progress=False)
+    assert sorted(p.name for p in d.iterdir()) == ["config.json", "data.pt", "generator.pt", "metrics.json",
+                                                   "predictors.pt", "ranker.pt", "state.json"]

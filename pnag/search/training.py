@@ -114,7 +114,7 @@ class _EveryDevice:
 
 
 def _train(config: TrainConfig, run_dir: str | Path, progress: bool, accuracy: Any, latency: Any) -> Run:
-    from .._io import exclusive_writer, write_json_atomic
+    from .._io import exclusive_writer, remove_stale_temporaries, write_json_atomic
 
     run_dir = Path(run_dir)
     config, note = resolved(config, accuracy, latency)
@@ -126,8 +126,11 @@ def _train(config: TrainConfig, run_dir: str | Path, progress: bool, accuracy: A
     for d in range(len(run.latencies)):  # resolve the latency specs too before anything is written
         run.device_latency(d)
     with exclusive_writer(run_dir, "-o"):  # one writer per run directory
+        if run_dir.is_dir():  # what a process killed mid-write left: of config.json (may be all there is), then any
+            remove_stale_temporaries(run_dir, "config.json")
         _open_run_dir(config, run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(run_dir)
         if not (run_dir / "config.json").exists():
             write_json_atomic(run_dir / "config.json", config_document(config))
         return _run_stages(run, progress)
