@@ -216,13 +216,16 @@ def test_conditioned_ranker_learns_each_device_order():
         r.fit(x.numpy(), acc.numpy(), lat[:, 0].numpy())
 
 
-def test_a_whole_network_table_cannot_be_a_device(use_mirror):
+def test_a_whole_network_table_cannot_be_a_device(use_mirror, monkeypatch):
     from pnag.search.devices import device_latency
     from pnag.space import get_space
 
+    real_sources(monkeypatch)
     space = get_space("mbv3", width=1.2, resolution=224)
     with pytest.raises(PnagError, match="prices only its 5000 measured networks"):
         device_latency("table:help-ofa-gpu:v100_1", space)
+    with pytest.raises(PnagError, match="times each network"):
+        device_latency("measure:torch", space)
     assert device_latency("lut:note10", space)(torch.zeros(2, 45, dtype=torch.long)).shape == (2,)
 
 
@@ -272,8 +275,16 @@ def test_python_api_several_devices(monkeypatch, tmp_path):
         TrainConfig(budgets="0.1:q0.9")
 
 
-def test_mobilenetv3_two_tables(use_mirror, tmp_path):
+def real_sources(monkeypatch):
+    """The sources pnag reads (the module's fixture installs the synthetic ones while it lives)."""
+    monkeypatch.setattr(S, "get_accuracy_source", syn.REAL_ACCURACY_SOURCE)
+    monkeypatch.setattr(S, "get_latency_source", syn.REAL_LATENCY_SOURCE)
+
+
+def test_mobilenetv3_two_tables(use_mirror, tmp_path, monkeypatch):
     from pnag.latency import published
+
+    real_sources(monkeypatch)
     from pnag.space import get_space
 
     cfg = TrainConfig(space="mbv3", accuracy="ofa-predictor", latency="lut:note10,lut:i7-8700k", budgets="q0.1:q0.9",
@@ -291,7 +302,8 @@ def test_mobilenetv3_two_tables(use_mirror, tmp_path):
     assert [d["quantiles_over"] for d in m] == ["256 sampled"] * 2
 
 
-def test_help_gpu_settings_as_devices_through_adapted_models(use_mirror, tmp_path, capsys):
+def test_help_gpu_settings_as_devices_through_adapted_models(use_mirror, tmp_path, capsys, monkeypatch):
+    real_sources(monkeypatch)
     gpus = ("v100_1", "titan_rtx_1", "2080ti_1")
     for target in gpus:
         others = ",".join(f"table:help-ofa-gpu:{g}" for g in ("titan_xp_1", "2080ti_32", "v100_32"))

@@ -89,10 +89,16 @@ def fastest_indices(space, vlat, pool: torch.Tensor) -> torch.Tensor:
 
 def device_latency(spec: Any, space):
     """The latency source of a device of a device-conditioned run or a served device, vectorised; a
-    :class:`PnagError` for a source that prices only a fixed list of networks (a whole-network table)."""
-    from ..latency.base import WholeNetworkTable
+    :class:`PnagError` for a source that prices only a fixed list of networks (a whole-network table) or
+    times each network (``measure:``: a device's quantiles price thousands)."""
+    from ..latency.base import MeasuredSource, WholeNetworkTable
 
     src = sources.get_latency_source(spec, space)
+    if isinstance(src, MeasuredSource):
+        raise PnagError(f"--latency: {sources.source_name(spec)!r} times each network, and a device's quantiles "
+                        "price thousands of them; allowed: a table of the device (pnag latency profile, then "
+                        "lut:FILE) or a model of a few of its measurements (pnag latency adapt --target "
+                        f"{sources.source_name(spec)}, then adapted:FILE)")
     if isinstance(src, WholeNetworkTable):
         raise PnagError(f"--latency: {sources.source_name(spec)!r} prices only its {len(src)} measured networks, and "
                         "a device must price every architecture the generator proposes; allowed: a table or model "
