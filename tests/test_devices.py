@@ -234,23 +234,23 @@ class _Stop(Exception):
 
 
 def test_resume_of_a_run_of_several_devices_is_exact(monkeypatch, tmp_path):
-    from pnag.search import generator_stage
+    from pnag.search import checkpoint
 
     monkeypatch.setattr(S, "get_accuracy_source", accuracy_source)
     monkeypatch.setattr(S, "get_latency_source", latency_source)
     cfg = small(steps=12, checkpoint_every=6)
     straight = train(cfg, tmp_path / "straight", progress=False)
-    real = generator_stage.torch_save_atomic
+    real = checkpoint.StageCheckpoint.save
 
-    def save_then_stop(obj, path):
-        real(obj, path)
-        if str(path).endswith(".ckpt.pt"):
-            raise _Stop  # killed right after the first checkpoint
+    def save_then_stop(self, state):
+        real(self, state)
+        if self.name == "generator.ckpt.pt":
+            raise _Stop  # killed right after the generator's first checkpoint
 
-    monkeypatch.setattr(generator_stage, "torch_save_atomic", save_then_stop)
+    monkeypatch.setattr(checkpoint.StageCheckpoint, "save", save_then_stop)
     with pytest.raises(_Stop):
         train(cfg, tmp_path / "stopped", progress=False)
-    monkeypatch.setattr(generator_stage, "torch_save_atomic", real)
+    monkeypatch.setattr(checkpoint.StageCheckpoint, "save", real)
     assert (tmp_path / "stopped" / "generator.ckpt.pt").exists()
     resumed = Run.load(train(cfg, tmp_path / "stopped", progress=False).dir)
     a, b = resumed.generator.state_dict(), straight.generator.state_dict()
