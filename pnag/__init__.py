@@ -5,6 +5,8 @@
 so that ``import pnag`` stays light.
 """
 
+from importlib import import_module
+
 from .errors import ArchError, BudgetError, DataError, PnagError
 from .space import MBV3Arch, MBV3Space, SearchSpace, parse_arch
 
@@ -19,13 +21,9 @@ def __getattr__(name: str):
 
         return train
     if name == "search":  # the subpackage, which runs the main job when called (pnag.search.main_job.search)
-        from . import search
-
-        return search
+        return import_module(".search", __name__)  # not "from . import search": its hasattr would recurse here
     if name in _FROM_SEARCH:
-        from . import search as _search
-
-        return getattr(_search, name)
+        return getattr(import_module(".search", __name__), name)
     raise AttributeError(f"module 'pnag' has no attribute {name!r}")
 
 

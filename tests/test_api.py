@@ -153,3 +153,12 @@ def test_import_pnag_stays_light():
             "sys.modules]; print(heavy, callable(pnag.train), callable(pnag.search))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["[]", "True", "True"]
+
+
+@pytest.mark.parametrize("first", ["pnag.search.Run.__name__", "pnag.Run.__name__", "pnag.search.__name__"])
+def test_the_first_name_a_user_reaches_for_resolves(first):
+    """Each in a fresh process, as the first thing touched after ``import pnag`` (nothing imported the
+    subpackage before: a lazy attribute that recursed into itself went unseen when pnag.train came first)."""
+    out = subprocess.run([sys.executable, "-c", f"import pnag; print({first})"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-300:]
+    assert out.stdout.strip() in ("Run", "pnag.search")
