@@ -50,7 +50,7 @@ COMMANDS = readme_commands()
 def test_the_readme_has_the_examples_this_test_expects():
     assert len(COMMANDS) >= 20, COMMANDS
     assert any(c.startswith("pnag search") for c in COMMANDS)
-    assert sum(c.startswith("pnag train") for c in COMMANDS) == 4
+    assert sum(c.startswith("pnag train") for c in COMMANDS) == 5
 
 
 def _skip_reason(cmd: str) -> str | None:
