@@ -53,7 +53,7 @@ FILES = ("data.pt", "predictors.pt", "ranker.pt", "generator.pt")
 HOOK = r'''
 import os, signal, sys
 from pnag.cli import main
-from pnag.search import run as R, training as T
+from pnag.search import run as R
 try:
     from pnag.search import checkpoint as C
 except ImportError:  # a pnag without checkpoints inside the stages (--pnag an older checkout)
@@ -71,13 +71,20 @@ if point == "eval-data":  # look-up round 1's data.pt written, state.json and me
             die()
     R.Run.save_data = hooked
 elif point == "eval-generator":  # round 1's fine-tuned generator.pt written (the run's 2nd), state.json not yet
-    save, written = T.torch_save_atomic, []
+    import importlib, pnag._io
+    save, written = pnag._io.torch_save_atomic, []
     def hooked(obj, path):
         save(obj, path)
         written.append(path.name)
         if written.count("generator.pt") == 2:
             die()
-    T.torch_save_atomic = hooked
+    for name in ("pnag.search.training", "pnag.search.generator_stage"):  # where a pnag writes generator.pt
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        if getattr(module, "torch_save_atomic", None) is save:
+            module.torch_save_atomic = hooked
 elif point == "eval-ranker" and C is None:
     sys.exit("this pnag has no checkpoint inside the ranker's fit")
 elif point == "eval-ranker":  # inside round 1's ranker refit, right after its checkpoint at step 100 of 400
@@ -140,7 +147,8 @@ def _equal(a, b) -> bool:
 
 
 def identical(ref: Path, run: Path, cwd: Path, generate: list[str]) -> tuple[bool, str]:
-    """Whether run ``run`` equals ``ref`` (files, metrics apart from wall times, generate's output)."""
+    """Whether run ``run`` equals ``ref`` (files, metrics apart from wall times, generate's output), and a note:
+    what differs, or files a finished run should not hold (checkpoints, temporary files of a killed write)."""
     for name in FILES:
         if not _equal(torch.load(ref / name, weights_only=True), torch.load(run / name, weights_only=True)):
             return False, f"{name} differs"
@@ -153,7 +161,7 @@ def identical(ref: Path, run: Path, cwd: Path, generate: list[str]) -> tuple[boo
     if outs[0][0] != 0 or outs[0] != outs[1]:
         return False, "pnag generate's output differs"
     left = sorted(p.name for p in run.iterdir() if p.name.endswith((".ckpt.pt", ".tmp")))
-    return (not left), ("files left: " + ", ".join(left)) if left else "yes"
+    return True, ("but files left: " + ", ".join(left)) if left else ""
 
 
 def where(run: Path) -> tuple[str, tuple]:
@@ -235,7 +243,7 @@ def kill_loop(w: Path, ref: Path, rows: list, notes: list, max_kills: int, stuck
     ok, why = identical(ref, run, w, MAIN_GENERATE)
     rows.append((f"(a) main job, SIGKILL {every}",
                  f"{kills} SIGKILLs, then a run that finished ({kills + 1} starts, {wall:.0f} s in all)",
-                 f"-9 x {kills}, then {rc}", yes_no(ok) + ("" if ok else f" ({why})"),
+                 f"-9 x {kills}, then {rc}", yes_no(ok) + (f" ({why})" if why else ""),
                  "**YES**" if rc == 0 and not ok else "no"))
 
 
@@ -253,12 +261,12 @@ def eval_stops(w: Path, rows: list) -> None:
         run = w / f"nb-{point}"
         rc1, _, err1 = pnag([*NB201_EVAL, "-o", str(run)], w, hook=point)
         if rc1 != -signal.SIGKILL:
-            what = f"not done: {err1.strip()[-150:]}"
+            what = f"not done ({rc1}): {(err1.strip().splitlines() or [''])[-1][:150]}"
         text, _ = where(run)
         rc2, _, err = pnag([*NB201_EVAL, "-o", str(run)], w)
         ok, why = identical(ref, run, w, NB201_GENERATE) if rc2 == 0 else (False, err.strip()[-200:])
         rows.append((f"(b) eval stage: {point}", f"{what} (left: {text}); resumed", f"{rc1}, then {rc2}",
-                     yes_no(ok) + ("" if ok else f" ({why})"), "**YES**" if rc2 == 0 and not ok else "no"))
+                     yes_no(ok) + (f" ({why})" if why else ""), "**YES**" if rc2 == 0 and not ok else "no"))
 
 
 # -- (c) -----------------------------------------------------------------------------------------------
@@ -299,7 +307,7 @@ def two_writers(w: Path, ref: Path, rows: list) -> None:
     rows.append(("(c) two `pnag train` on one -o (main job)", "the second started while the first trained "
                  f"({'still' if during else 'NOT still'} training when the second ended): {err2.strip()[:150]}",
                  f"first {rc1}, second {rc2}" + ("" if rc2 == 2 and one_line else " (**not a one-line exit 2**)"),
-                 yes_no(ok) + (" (first's run = a lone run's)" if ok else f" ({why})"),
+                 yes_no(ok) + f" ({why or 'the first run = a lone run'})",
                  "**YES**" if rc1 == 0 and not ok else "no"))
 
 
