@@ -13,7 +13,7 @@ import socket
 import tempfile
 import time
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any, Iterable, Iterator, Sequence
 
 from .errors import DataError, PnagError
 
@@ -134,6 +134,16 @@ def remove_stale_temporaries(folder: str | os.PathLike, name: str = "*") -> None
     for tmp in Path(folder).glob(f".{name}.*.tmp"):
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def write_csv_atomic(path: str | os.PathLike, header: Sequence[Any], rows: Iterable[Sequence[Any]]) -> None:
+    """``header`` then ``rows`` as CSV (one ``\\n`` per line), written atomically (:func:`atomic_open`)."""
+    import csv
+
+    with atomic_open(path, "w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(header)
+        w.writerows(rows)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

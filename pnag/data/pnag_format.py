@@ -5,14 +5,13 @@ formats of ``pnag data export``. The PNAG format holds accuracy as a fraction an
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 from collections import Counter
 from pathlib import Path
 from typing import Iterable
 
-from .._io import atomic_open, read_json_file
+from .._io import atomic_open, read_json_file, write_csv_atomic
 from ..errors import ArchError, DataError, allowed, check_number, shown
 from ..space.mbv3 import MBV3Arch, parse_legacy
 from .records import Accuracy, Dataset, Latency, Record, madds_params, make_dataset, shift_decimal
@@ -135,18 +134,17 @@ def write_csv(dataset: Dataset, path: str | os.PathLike) -> int:
     devices = dataset.devices
     header = ["arch", "space", "width", "resolution", "accuracy", "accuracy_unit", "measured_on",
               "madds", "params", *[f"latency_ms:{d}" for d in devices], "source"]
-    with atomic_open(path, "w", encoding="utf-8", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(header)
-        for r in dataset.records:
-            a = r.arch
-            text = a.to_legacy() if isinstance(a, MBV3Arch) else a.to_string()
-            acc = r.accuracy
-            w.writerow([text, r.space, getattr(a, "width", ""), getattr(a, "resolution", ""),
-                        "" if acc is None else repr(acc.value), "" if acc is None else acc.unit,
-                        "" if acc is None else acc.measured_on,
-                        "" if r.madds is None else r.madds, "" if r.params is None else r.params,
-                        *["" if d not in r.latency else repr(r.latency[d].ms) for d in devices], r.source])
+    rows = []
+    for r in dataset.records:
+        a = r.arch
+        text = a.to_legacy() if isinstance(a, MBV3Arch) else a.to_string()
+        acc = r.accuracy
+        rows.append([text, r.space, getattr(a, "width", ""), getattr(a, "resolution", ""),
+                     "" if acc is None else repr(acc.value), "" if acc is None else acc.unit,
+                     "" if acc is None else acc.measured_on,
+                     "" if r.madds is None else r.madds, "" if r.params is None else r.params,
+                     *["" if d not in r.latency else repr(r.latency[d].ms) for d in devices], r.source])
+    write_csv_atomic(path, header, rows)
     return len(dataset.records)
 
 

@@ -14,8 +14,6 @@ and plots use these names.
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -113,14 +111,9 @@ class Generations(list):
     def to_csv(self, path: str | os.PathLike) -> Path:
         """Write :meth:`columns` and :meth:`records` as CSV (floats at full precision, "" for none),
         atomically; returns the path. ``pandas.read_csv`` reads back :meth:`to_frame`'s values."""
-        from .._io import atomic_open
+        from .._io import write_csv_atomic
 
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(self.columns())
-        w.writerows([["" if v is None else v for v in row] for row in self.records()])
-        with atomic_open(path, "w", encoding="utf-8", newline="") as fh:
-            fh.write(buf.getvalue())
+        write_csv_atomic(path, self.columns(), (["" if v is None else v for v in row] for row in self.records()))
         return Path(path)
 
 
