@@ -140,11 +140,16 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if args.csv is not None:
         check_output_path(args.csv, "--csv")
     run = Run.load(args.run)
+    if args.verify:
+        from ..search.verify import adapted_model
+
+        adapted_model(args.latency)  # refuses anything but an adapted: model up front
     view = run.for_device(args.latency)  # the device served: the run's own, or the one of --latency
     if quantiles:
         budgets = [float(b) for b in view.quantile_budgets(budgets, args.latency)]
-    gens = view.generate(budgets, samples=args.samples, seed=args.seed,
-                         mode="generator" if args.generator_only else "pnag")
+    mode = "generator" if args.generator_only else "pnag"
+    gens = run.generate(budgets, samples=args.samples, seed=args.seed, mode=mode, latency=args.latency, verify=True) \
+        if args.verify else view.generate(budgets, samples=args.samples, seed=args.seed, mode=mode)
     if args.csv is not None:
         gens.to_csv(args.csv)
     if args.json:
@@ -153,6 +158,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
         if args.latency is not None or run.config.device_conditioned:
             print(device_line(run, view))
         print(table(gens.table_rows(), gens.columns()))
+        if gens.measurements is not None:
+            print(f"verified on the device: {gens.measurements} network(s) measured now, added to {args.latency}; "
+                  f"{sum(g.latency_is == 'measured' for g in gens)} of {len(gens)} answers are measured networks")
     return 0
 
 
@@ -244,6 +252,10 @@ def register(sub) -> None:
                    help="the generator's own answer: the best of its --samples draws by the run's objective "
                         "(default: the best of the draws, their neighbours, the run's archive and measured "
                         "architectures)")
+    g.add_argument("--verify", action="store_true",
+                   help="with --latency adapted:FILE: measure the answers on the model's device (its target), "
+                        "refit the model and serve again until every answer is a measured network within its "
+                        "budget; the measurements are added to FILE")
     g.add_argument("--json", action="store_true")
     g.add_argument("--csv", metavar="FILE", default=None,
                    help="also write the answers to FILE as CSV: the printed table's columns (accuracy_is and "

@@ -6,13 +6,16 @@ File (JSON, written atomically)::
      "features": {"space": "nb201" | "mbv3", "width": 1.2 | null, "resolutions": [...] | null},
      "target": SPEC, "device": NAME, "from": [SPEC, ...], "samples": K, "seed": S,
      "selection": "max-variance", "hyper": {"delta": ..., "alpha": ..., "sigma": ..., "pool": ...},
-     "measured": [{"arch": TEXT, "ms": ...}, ...],
+     "measured": [{"arch": TEXT, "ms": ...}, ...], "verified": N,
      "weights_ms": [p numbers], "floor_ms": ..., "evaluation": {...} | null}
 
-``measured`` are the K networks of the target and their latency (ms); ``weights_ms`` the model:
-a network's latency is ``features(arch) . weights_ms`` (:class:`~pnag.latency.adapt.LatencyFeatures`),
-never below ``floor_ms`` (a linear model can extrapolate below zero). Every field is checked on reading;
-a file that fails is a :class:`~pnag.errors.DataError` naming the file, the field and what is allowed.
+``measured`` are the networks of the target measured so far and their latency (ms): the K chosen
+by ``pnag latency adapt``, then any that ``pnag generate --verify`` measured (``verified``: how many of
+them; absent means 0); ``samples`` counts them all. ``weights_ms`` the model: a network's latency is
+``features(arch) . weights_ms`` (:class:`~pnag.latency.adapt.LatencyFeatures`), never below ``floor_ms`` (a
+linear model can extrapolate below zero), and a measured network's is its measurement. Every field is
+checked on reading; a file that fails is a :class:`~pnag.errors.DataError` naming the file, the field and
+what is allowed.
 """
 
 from __future__ import annotations
@@ -37,10 +40,12 @@ EXPECTED = "a file written by 'pnag latency adapt'"
 
 
 class AdaptedSource(LatencySource):
-    """Latency (ms) predicted by a model adapted to a device from K measurements (``pnag latency adapt``).
+    """Latency (ms) predicted by a model adapted to a device from K measurements (``pnag latency adapt``);
+    a network that was measured is priced at its measurement.
 
     Attributes: ``features`` (:class:`LatencyFeatures`), ``weights_ms (p,)``, ``floor_ms``, ``data``
-    (the file's fields), ``width`` / ``resolution`` / ``resolutions`` (MobileNetV3 models)."""
+    (the file's fields), ``path`` (None for a record not read from a file), ``width`` / ``resolution`` /
+    ``resolutions`` (MobileNetV3 models)."""
 
     kind = "predicted"
 
@@ -51,15 +56,45 @@ class AdaptedSource(LatencySource):
         self.floor_ms = float(data["floor_ms"])
         self.space = self.features.space
         self.device = str(data["device"])
+        self.path = None if path is None else Path(path)
         self.name = f"adapted:{path}" if path is not None else f"adapted:{self.device}"
+        m = data["measured"]
+        self.measured_ms = np.array([row["ms"] for row in m], dtype=np.float64)
+        self._key_weights = np.random.default_rng(0).uniform(1.0, 2.0, self.features.size)
+        self._measured_keys = self._keys(self.features.of_archs([row["arch"] for row in m])) if m else np.zeros(0)
         if self.space == "mbv3":
             self.width, self.resolutions = self.features.width, self.features.resolutions
             self.resolution = self.resolutions[-1]
         self._torch: dict[str, torch.Tensor] = {}
 
+    def _keys(self, features: np.ndarray) -> np.ndarray:
+        # one number per network (its features are canonical: inactive layers do not enter them)
+        return np.asarray(features, np.float64) @ self._key_weights
+
+    def _price(self, features: np.ndarray) -> np.ndarray:
+        out = np.maximum(features @ self.weights_ms, self.floor_ms)
+        if len(self.measured_ms) and len(out):
+            keys = self._keys(features)
+            order = np.argsort(self._measured_keys)
+            mk = self._measured_keys[order]
+            right = np.clip(np.searchsorted(mk, keys), 0, len(mk) - 1)
+            left = np.maximum(right - 1, 0)
+            pos = np.where(np.abs(mk[left] - keys) < np.abs(mk[right] - keys), left, right)
+            hit = np.abs(mk[pos] - keys) <= 1e-9 * np.maximum(np.abs(keys), 1.0)
+            out = np.where(hit, self.measured_ms[order][pos], out)
+        return out
+
+    def is_measured(self, archs: Sequence[Any]) -> np.ndarray:
+        """Whether each architecture (value or text form) is one of the measured networks (bool ``(n,)``)."""
+        if not len(self.measured_ms):
+            return np.zeros(len(archs), dtype=bool)
+        keys = self._keys(self.features.of_archs(list(archs)))
+        return np.abs(keys[:, None] - self._measured_keys[None, :]).min(1) <= 1e-9 * np.maximum(np.abs(keys), 1.0)
+
     def latency_ms(self, archs: Sequence[Any]) -> np.ndarray:
-        """Predicted latency (ms, float64 ``(len(archs),)``) of architectures (values or text forms)."""
-        return np.maximum(self.features.of_archs(list(archs)) @ self.weights_ms, self.floor_ms)
+        """Latency (ms, float64 ``(len(archs),)``) of architectures (values or text forms): predicted, or
+        measured for a measured network."""
+        return self._price(self.features.of_archs(list(archs)))
 
     def latency_from_indices(self, idx: torch.Tensor | np.ndarray, width: float | None = None,
                              resolution: Any = None):
@@ -71,6 +106,9 @@ class AdaptedSource(LatencySource):
             resolution = self.resolution
         as_numpy = not isinstance(idx, torch.Tensor)
         t = torch.as_tensor(np.asarray(idx) if as_numpy else idx).long()
+        if len(self.measured_ms) and t.device.type == "cpu":
+            out = self._price(self.features.of_indices(t, resolution).numpy())
+            return out if as_numpy else torch.from_numpy(out)
         dev = str(t.device)
         if dev not in self._torch:
             self._torch[dev] = torch.as_tensor(self.weights_ms, dtype=torch.float64, device=t.device)
@@ -181,6 +219,8 @@ def check_adapted_data(data: Any, where: str) -> dict:
     for i, v in enumerate(w):
         _number(where, f"weights_ms[{i}]", v)
     _number(where, "floor_ms", data["floor_ms"], positive=True)
+    if "verified" in data:
+        _int(where, "verified", data["verified"], 0, k)
     ev = data.get("evaluation")
     if ev is not None and not isinstance(ev, dict):
         raise _bad(where, "evaluation", ev, "null or an object")

@@ -63,13 +63,15 @@ class Generations(list):
 
     :meth:`columns` and :meth:`records` are the rows of ``pnag generate`` (values at full precision),
     :meth:`table_rows` the same rounded for printing, :meth:`to_json` its ``--json``,
-    :meth:`to_frame` a pandas DataFrame and :meth:`to_csv` its ``--csv`` file.
+    :meth:`to_frame` a pandas DataFrame and :meth:`to_csv` its ``--csv`` file. ``measurements``: how many
+    networks were measured on the device to verify the answers (``verify=True``), else None.
     """
 
     def __init__(self, answers: Iterable[Generation] = (), accuracy_column: str = "accuracy_%",
                  accuracy_unit: str = "%"):
         super().__init__(answers)
         self.accuracy_column, self.accuracy_unit = accuracy_column, accuracy_unit
+        self.measurements: int | None = None
 
     def columns(self) -> list[str]:
         return ["budget_ms", self.accuracy_column, "accuracy_is", "latency_ms", "latency_is", "madds_m",

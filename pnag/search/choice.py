@@ -17,7 +17,7 @@ import math
 import torch
 
 # where an answer came from (Generation.origin)
-ORIGINS = ("generator", "neighbour", "archive", "refined", "measured", "fastest")
+ORIGINS = ("generator", "neighbour", "archive", "refined", "measured", "fastest", "verified")
 ORIGIN_CODE = {name: i for i, name in enumerate(ORIGINS)}
 
 

@@ -344,7 +344,8 @@ class Run:
         return refined(self, budgets, cand, chosen, generations)
 
     def generate(self, budgets: Sequence[float] | float, samples: int = 1, seed: int = 0,
-                 mode: str = "pnag", latency: Any = None) -> Generations:
+                 mode: str = "pnag", latency: Any = None, verify: bool = False,
+                 offer: torch.Tensor | None = None) -> Generations:
         """For each budget (ms) the chosen architecture, as :class:`~pnag.search.answers.Generations` (a list
         of :class:`Generation`, with ``to_frame()`` and ``to_csv(path)``).
 
@@ -359,7 +360,14 @@ class Run:
         a short evolution per budget from those (``refine_generations``; :meth:`refine`). ``mode="generator"``: the generator's own answer, the
         best of its ``samples`` draws by the same objective (the fastest architecture if none fits).
         Answers are monotone in the budget among the budgets of one call (:mod:`pnag.search.choice`).
+        ``verify``: with ``latency`` an ``adapted:FILE`` model, measure the answers on its device until each
+        is a measured network within its budget (:mod:`pnag.search.verify`); ``offer``: decision indices
+        ``(M, T)`` offered at every budget beside the candidates (origin ``verified``; mode ``pnag``).
         """
+        if verify:
+            from .verify import generate_verified
+
+            return generate_verified(self, budgets, latency, samples, seed, mode)
         if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
             raise PnagError(f"--samples: {samples!r}; allowed: an integer >= 1")
         if mode not in ANSWER_MODES:
@@ -367,7 +375,7 @@ class Run:
         if self.served is None:
             view = self.for_device(latency)
             if view is not self:
-                return view.generate(budgets, samples, seed, mode)
+                return view.generate(budgets, samples, seed, mode, offer=offer)
         b = self.check_budgets(np.atleast_1d(np.asarray(budgets, dtype=np.float64)))
         cand = self.candidates(b, samples, seed)
         origin = torch.full(cand.shape[:2], ORIGIN_CODE["generator"])
@@ -380,6 +388,9 @@ class Run:
                 elite, _ = self.archive.elites(bt, self.shifts(bt))
                 wide = torch.cat([wide, elite[:, None, :]], 1)
                 origin = torch.cat([origin, torch.full((len(b), 1), ORIGIN_CODE["archive"])], 1)
+            if offer is not None and len(offer):
+                wide = torch.cat([wide, offer[None].expand(len(b), -1, -1).to(wide.dtype)], 1)
+                origin = torch.cat([origin, torch.full((len(b), len(offer)), ORIGIN_CODE["verified"])], 1)
             chosen = self.refine(b, wide, self.choose(b, wide, origin), self.config.refine_generations)
         else:
             chosen = self.choose(b, cand, origin, include_table=False)

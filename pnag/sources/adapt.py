@@ -191,6 +191,77 @@ def adapt_latency(from_specs: Sequence[str] | str, target: str, samples: int, ou
             "evaluated_on": ev.get("evaluated_on"), "seconds": round(time.perf_counter() - t0, 2)}
 
 
+_PRIORS: dict[tuple, Any] = {}
+
+
+def _prior_of(model: AdaptedSource, progress: bool | None = None):
+    """The prior a model was adapted with, rebuilt from its training devices (kept for this process)."""
+    d = model.data
+    key = (tuple(d["from"]), repr(sorted(d["features"].items())))
+    if key not in _PRIORS:
+        features = model.features
+        srcs = [get_latency_source(s) if s.startswith(("nb201:", "table:")) else
+                get_latency_source(s, space=features.search_space(), progress=progress) for s in d["from"]]
+        _PRIORS[key] = training_prior(srcs, d["from"], features, generic_networks(features), progress)
+        if len(_PRIORS) > 4:
+            _PRIORS.pop(next(iter(_PRIORS)))
+    return _PRIORS[key]
+
+
+def target_of(model: AdaptedSource, progress: bool | None = None) -> Any:
+    """The latency source that measures the model's device (its ``target``)."""
+    space = model.features.search_space()
+    t = model.data["target"]
+    if t.startswith(("nb201:", "table:")):
+        return get_latency_source(t)
+    return _target_source(t, space, progress)
+
+
+def add_measurements(model: AdaptedSource, archs: Sequence[Any], progress: bool | None = None) -> AdaptedSource:
+    """Measure ``archs`` on the model's device (its ``target``: a table look-up, or a timing on this machine),
+    refit the model with them beside those it has, write it back to its file (atomically) and return it.
+    Networks already measured are not measured again."""
+    if model.path is None:
+        raise PnagError(f"{model.name}: a model not read from a file; allowed: adapted:FILE")
+    new, seen = [], set()
+    for a in archs:
+        a = model.features.coerce(a)
+        text = model.features.search_space().format(a)
+        if text not in seen and not bool(model.is_measured([a])[0]):
+            seen.add(text)
+            new.append(a)
+    if not new:
+        return model
+    target = target_of(model, progress)
+    ms = _measure(target, new, progress)
+    fmt = model.features.search_space().format
+    rows = list(model.data["measured"]) + [{"arch": fmt(a), "ms": float(v)} for a, v in zip(new, ms)]
+    all_ms = np.array([r["ms"] for r in rows], dtype=np.float64)
+    w = adapted_weights(_prior_of(model, progress), model.features.of_archs([r["arch"] for r in rows]), all_ms)
+    data = dict(model.data, measured=rows, samples=len(rows), verified=int(model.data.get("verified", 0)) + len(new),
+                weights_ms=[float(x) for x in w], floor_ms=FLOOR_FRACTION * float(np.min(all_ms)))
+    save_adapted(model.path, data)
+    return AdaptedSource(data, model.path)
+
+
+LOO_QUANTILE = 0.9  # loo_error: the share of the model's leave-one-out errors it covers
+
+
+def loo_error(model: AdaptedSource, progress: bool | None = None) -> float:
+    """The model's relative error (a fraction): the :data:`LOO_QUANTILE` quantile of ``|predicted / measured
+    - 1|`` over its measured networks, each predicted by the model refitted without it."""
+    rows = model.data["measured"]
+    X = model.features.of_archs([r["arch"] for r in rows])
+    y = np.array([r["ms"] for r in rows], dtype=np.float64)
+    prior = _prior_of(model, progress)
+    err = []
+    for i in range(len(y)):
+        keep = np.arange(len(y)) != i
+        w = adapted_weights(prior, X[keep], y[keep])
+        err.append(abs(max(float(X[i] @ w), model.floor_ms) / y[i] - 1))
+    return float(np.quantile(err, LOO_QUANTILE))
+
+
 def _measure(target: Any, archs: list, progress: bool | None) -> np.ndarray:
     if not isinstance(target, MeasuredSource):
         return np.asarray(target.latency_ms(archs), dtype=np.float64)
@@ -221,4 +292,4 @@ def _evaluate(model: AdaptedSource, target: Any, features: LatencyFeatures, gene
             "median_abs_error_pct": m["median_abs_error_pct"], "n": m["n"], "evaluated_on": on}
 
 
-__all__ = ["adapt_latency", "generic_networks", "training_prior"]
+__all__ = ["adapt_latency", "add_measurements", "loo_error", "target_of", "generic_networks", "training_prior"]

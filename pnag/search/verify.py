@@ -1,0 +1,86 @@
+"""Answers checked on the device: ``pnag generate --latency adapted:FILE --verify``.
+
+A device served through a model adapted from a few measurements (``pnag latency adapt``) gets answers
+chosen under that model's latency, which errs (a few % on a GPU of NAS-Bench-201, 10-15 % on a phone):
+an answer chosen at the edge of its budget is then over it about half the time. Verifying measures each
+answer on the model's device (its ``target``: a table look-up, or a timing on this machine), adds the
+measurement to the model (refitted, written back to its file) and serves the budgets again; a measured
+network is priced at its measurement, so an answer over its budget is not chosen again.
+
+Each round also *probes*: it serves every budget enlarged by the model's error (``u``: the 90th percentile
+of its leave-one-out relative error on the networks measured so far; enlarged by ``u / 2`` and by ``u``,
+:data:`PROBES`) and measures those answers too; one
+that truly fits a smaller budget than the model thought is offered to every budget in the next round
+(origin ``verified``), where the objective takes it when it beats the other candidates. Every network the
+device measured is offered so. The rounds end when a round measures nothing new: every answer is a
+measured network within its budget (its ``latency_is`` says ``measured``) and the probes found nothing
+unmeasured; or after ``rounds`` rounds (an answer not measured by then says ``predicted``). The file keeps
+every measurement, so a later call starts from a better model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from .._progress import say
+from ..errors import PnagError
+from ..latency.adapted import AdaptedSource
+from ..sources import get_latency_source, source_name
+from ..sources.adapt import add_measurements, loo_error
+from .answers import Generations
+
+ROUNDS = 8  # at most this many rounds of measuring the answers and serving again
+# probes: the budgets enlarged by these multiples of the model's error (chosen over (1,), (0.5, 1), (1, 2) and
+# (0.5, 1, 2) on NAS-Bench-201 devices outside HELP's test split: benchmarks/devices_generation.py, seed 10)
+PROBES = (0.5, 1.0)
+
+
+def adapted_model(latency: Any) -> AdaptedSource:
+    """The adapted model of ``latency`` (an ``adapted:FILE`` spec or the source), else a PnagError."""
+    model = get_latency_source(latency) if isinstance(latency, str) else latency
+    if not isinstance(model, AdaptedSource) or model.path is None:
+        raise PnagError(f"--verify: --latency {source_name(latency) if latency is not None else 'none'} is no "
+                        "adapted model; allowed: adapted:FILE (a model from pnag latency adapt: its device "
+                        "measures the answers)")
+    return model
+
+
+def generate_verified(run, budgets: Sequence[float], latency: Any, samples: int = 1, seed: int = 0,
+                      mode: str = "pnag", rounds: int = ROUNDS, progress: bool | None = None) -> Generations:
+    """:meth:`pnag.search.Run.generate` for the device of the adapted model ``latency``, each answer
+    measured on the device until it is a measured network within its budget (module docstring). The
+    returned :class:`Generations` carry ``measurements``: how many networks this call measured."""
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+        raise PnagError(f"verify rounds: {rounds!r}; allowed: an integer >= 1")
+    model = adapted_model(latency)
+    start = len(model.measured_ms)
+    b = np.atleast_1d(np.asarray(budgets, dtype=np.float64))
+    for r in range(rounds + 1):
+        view = run.for_device(model)
+        offer = None if mode != "pnag" else torch.as_tensor(np.stack(
+            [view.space.to_indices(view.space.parse(m["arch"])) for m in model.data["measured"]]))
+        gens = view.generate(b, samples=samples, seed=seed, mode=mode, offer=offer)
+        known = model.is_measured([g.arch for g in gens])
+        todo = [g.arch for g, k in zip(gens, known) if not k]
+        if mode == "pnag":  # probes: the budgets enlarged by the model's error
+            u = loo_error(model)
+            for f in PROBES:
+                probe = np.minimum(b * (1 + f * u), view.budget_range[1])
+                todo += [g.arch for g in view.generate(probe, samples=samples, seed=seed, mode=mode, offer=offer)]
+        todo = [a for a, k in zip(todo, model.is_measured(todo)) if not k]
+        if not todo or r == rounds:
+            break
+        if progress is not False:
+            say(f"verify round {r + 1}: measuring {len(set(todo))} network(s) on {model.data['target']}")
+        model = add_measurements(model, todo, progress)
+    out = Generations(accuracy_column=gens.accuracy_column, accuracy_unit=gens.accuracy_unit)
+    out.extend(replace(g, latency_is="measured" if k else g.latency_is) for g, k in zip(gens, known))
+    out.measurements = len(model.measured_ms) - start
+    return out
+
+
+__all__ = ["ROUNDS", "adapted_model", "generate_verified"]

@@ -1,0 +1,89 @@
+"""Answers verified on the device (``pnag generate --verify``, :mod:`pnag.search.verify`): a device served
+through a model adapted from a few measurements gets answers measured on it until each fits its budget."""
+
+import json
+
+import numpy as np
+import pytest
+
+from pnag import sources as S
+from pnag.cli import main
+from pnag.errors import PnagError
+from pnag.latency.adapted import load_adapted
+from pnag.search import train
+from pnag.sources.adapt import adapt_latency
+
+from test_devices import accuracy_source, small
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, mirror_dir):
+    """A run trained on two NAS-Bench-201 devices, and a model of a third (pixel2) from 3 measurements."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PNAG_DATA_DIR", str(mirror_dir))
+    mp.setattr(S, "get_accuracy_source", accuracy_source)
+    d = tmp_path_factory.mktemp("verify")
+    run = train(small(latency="nb201:pixel3,nb201:raspi4", steps=10), d / "run", progress=False)
+    adapt_latency("nb201:pixel3,nb201:raspi4,nb201:samsung_s7,nb201:silver_4210r", "nb201:pixel2", 3, str(d / "pixel2.json"), progress=False)
+    from pnag.data.nb201 import load_nb201
+
+    yield run, d, load_nb201()
+    mp.undo()
+
+
+def test_measured_networks_are_priced_at_their_measurement(served):
+    _, d, tab = served
+    model = load_adapted(d / "pixel2.json")
+    rows = model.data["measured"]
+    archs = [r["arch"] for r in rows]
+    np.testing.assert_allclose(model.latency_ms(archs), [r["ms"] for r in rows], rtol=1e-12)
+    assert model.is_measured(archs).all()
+    # the same through decision indices, and a network not measured keeps the model's price
+    from pnag.space import NB201Space
+
+    sp = NB201Space()
+    other = next(a for a in sp.all_archs() if not model.is_measured([a])[0])
+    idx = np.stack([sp.to_indices(sp.parse(a)) for a in archs] + [sp.to_indices(other)])
+    got = model.latency_from_indices(idx)
+    np.testing.assert_allclose(got[:-1], [r["ms"] for r in rows], rtol=1e-12)
+    np.testing.assert_allclose(got[-1], max(model.features.of_archs([other])[0] @ model.weights_ms, model.floor_ms))
+
+
+def test_verified_answers_fit_the_device_and_the_file_keeps_the_measurements(served, tmp_path):
+    run, d, tab = served
+    path = tmp_path / "pixel2.json"
+    path.write_bytes((d / "pixel2.json").read_bytes())
+    true = tab.latency("pixel2")
+    budgets = [float(b) for b in np.quantile(true, np.linspace(0.1, 0.9, 9))]
+    gens = run.generate(budgets, samples=2, latency=f"adapted:{path}", verify=True)
+    fits = true[[tab.index_of(g.arch) for g in gens]] <= np.asarray(budgets) + 1e-9
+    assert fits.all(), [(g.budget, g.arch) for g, ok in zip(gens, fits) if not ok]
+    assert {g.latency_is for g in gens} == {"measured"}
+    for g in gens:  # the latency an answer states is the device's, measured
+        assert g.predicted_latency_ms == pytest.approx(true[tab.index_of(g.arch)], rel=1e-12)
+    data = json.loads(path.read_text())
+    assert gens.measurements > 0 and data["samples"] == 3 + gens.measurements == len(data["measured"])
+    assert data["verified"] == gens.measurements
+    again = run.generate(budgets, samples=2, latency=f"adapted:{path}", verify=True)  # the file knows them now
+    assert again.measurements < gens.measurements
+
+
+def test_verify_needs_an_adapted_model(served, capsys):
+    run, d, _ = served
+    with pytest.raises(PnagError, match="--verify: --latency nb201:fpga is no adapted model"):
+        run.generate([5.0], latency="nb201:fpga", verify=True)
+    assert main(["generate", "--run", str(d / "run"), "--latency", "nb201:fpga", "--budgets", "q0.5", "--verify"]) == 2
+    err = capsys.readouterr().err
+    assert "--verify" in err and "adapted:FILE" in err and "Traceback" not in err
+
+
+def test_cli_verify_says_how_many_were_measured(served, tmp_path, capsys):
+    _, d, tab = served
+    path = tmp_path / "pixel2.json"
+    path.write_bytes((d / "pixel2.json").read_bytes())
+    assert main(["generate", "--run", str(d / "run"), "--latency", f"adapted:{path}", "--budgets", "q0.3,q0.7",
+                 "--verify", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    true = tab.latency("pixel2")
+    assert all(r["latency_is"] == "measured" and true[tab.index_of(r["arch"])] <= r["budget_ms"] + 1e-9 for r in out)
+    assert len(json.loads(path.read_text())["measured"]) > 3
