@@ -2,6 +2,7 @@
 
     python benchmarks/devices.py latency [--space nb201 help-ofa-gpu] [--test-devices A,B,...]
         [--train-devices A,B,...] [--k 5 10 20] [--seeds 0 1 2] [--tune] [-o benchmarks/results/devices_latency.md]
+    python benchmarks/devices.py generation [...]   (generation on held-out devices: benchmarks/devices_generation.py)
 
 ``latency`` runs, for each test device, what ``pnag latency adapt --from <training devices> --target <it>
 --samples K --seed S`` runs (the same library calls: the prior from the training devices' full tables, the K
@@ -271,6 +272,11 @@ def latency(args) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["generation"]:  # generation on held-out devices: its own script, its own options
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from devices_generation import main as generation
+
+        return generation(argv[1:])
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="what", required=True)
     q = sub.add_parser("latency", help="few-shot latency: pnag latency adapt against HELP and baselines")

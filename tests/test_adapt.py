@@ -189,7 +189,10 @@ def test_a_valid_adapted_file_loads(tmp_path):
     """The BAD_FILES start from this file: it must itself be accepted, or they would test nothing."""
     (tmp_path / "good.json").write_text(json.dumps(_good_file(tmp_path)))
     src = load_adapted(tmp_path / "good.json")
-    assert src.latency_ms(["|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"])[0] == pytest.approx(7.0)
+    # a network not measured: the model's price (1 ms per feature that is on: the constant and 6 edges)
+    assert src.latency_ms(["|skip_connect~0|+|none~0|none~1|+|none~0|none~1|none~2|"])[0] == pytest.approx(7.0)
+    # a measured one: its measurement
+    assert src.latency_ms(["|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"])[0] == pytest.approx(4.0)
 
 
 JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from ..errors import PnagError
 
@@ -136,6 +136,27 @@ def accuracy_kind(run, measured: bool) -> str:
     if spec.startswith("nb201-exact:"):  # the whole measured table is the model
         return "measured"
     return "measured" if measured else "predicted"
+
+
+def answers_of(run, budgets: Sequence[float], chosen: dict) -> "Generations":
+    """The :class:`Generations` of ``run`` for ``budgets`` (ms) from :meth:`~pnag.search.run.Run.choose`'s
+    ``chosen`` (``idx``, ``accuracy``, ``latency``, ``measured``, ``origin``)."""
+    from .choice import ORIGINS
+    from ..sources import source_name
+
+    lat_is = latency_kind(run)
+    out = Generations(accuracy_column=accuracy_column(run), accuracy_unit="score" if is_proxy(run) else "%")
+    for i, x in enumerate(budgets):
+        arch = run.space.from_indices(chosen["idx"][i].tolist())
+        measured = bool(chosen["measured"][i])
+        out.append(Generation(budget=float(x), arch=run.space.format(arch),
+                              predicted_accuracy=float(chosen["accuracy"][i]),
+                              predicted_latency_ms=float(chosen["latency"][i]), madds_m=madds_m(arch),
+                              origin=ORIGINS[int(chosen["origin"][i])], measured=measured,
+                              resolution=getattr(arch, "resolution", None),
+                              accuracy_is=accuracy_kind(run, measured), latency_is=lat_is,
+                              device=run.served or source_name(run.latencies[0])))
+    return out
 
 
 def latency_kind(run) -> str:

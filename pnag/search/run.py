@@ -17,11 +17,10 @@ from ..errors import BudgetError, DataError, PnagError
 from ..predict.mlp import MLPPredictor
 from ..predict.ranker import ParetoRanker
 from .. import sources
-from .answers import (Generation, Generations, accuracy_column, accuracy_kind, is_proxy, latency_kind,
-                      madds_m)
+from .answers import Generation, Generations, answers_of
 from .archive import BudgetArchive
 from . import devices
-from .choice import ORIGIN_CODE, ORIGINS, best_feasible, calibration_shift, monotone_sources
+from .choice import ORIGIN_CODE, best_feasible, calibration_shift, monotone_sources
 from .config import TrainConfig, latency_specs, make_space
 from .generator import Generator
 from .indices import canonical, index_keys, neighbours
@@ -394,19 +393,7 @@ class Run:
             chosen = self.refine(b, wide, self.choose(b, wide, origin), self.config.refine_generations)
         else:
             chosen = self.choose(b, cand, origin, include_table=False)
-        lat_is = latency_kind(self)
-        out = Generations(accuracy_column=accuracy_column(self), accuracy_unit="score" if is_proxy(self) else "%")
-        for i, x in enumerate(b.tolist()):
-            arch = self.space.from_indices(chosen["idx"][i].tolist())
-            measured = bool(chosen["measured"][i])
-            out.append(Generation(budget=float(x), arch=self.space.format(arch),
-                                  predicted_accuracy=float(chosen["accuracy"][i]),
-                                  predicted_latency_ms=float(chosen["latency"][i]), madds_m=madds_m(arch),
-                                  origin=ORIGINS[int(chosen["origin"][i])], measured=measured,
-                                  resolution=getattr(arch, "resolution", None),
-                                  accuracy_is=accuracy_kind(self, measured), latency_is=lat_is,
-                                  device=self.served or sources.source_name(self.latencies[0])))
-        return out
+        return answers_of(self, b, chosen)
 
 
 __all__ = ["Run", "RunModels", "Generation", "Generations", "RUN_VERSION", "ANSWER_MODES", "read_config",
