@@ -3,6 +3,7 @@
     python benchmarks/devices.py latency [--space nb201 help-ofa-gpu] [--test-devices A,B,...]
         [--train-devices A,B,...] [--k 5 10 20] [--seeds 0 1 2] [--tune] [-o benchmarks/results/devices_latency.md]
     python benchmarks/devices.py generation [...]   (generation on held-out devices: benchmarks/devices_generation.py)
+    python benchmarks/devices.py residuals [--devices ...] [-o benchmarks/results/devices_residuals.md]
 
 ``latency`` runs, for each test device, what ``pnag latency adapt --from <training devices> --target <it>
 --samples K --seed S`` runs (the same library calls: the prior from the training devices' full tables, the K
@@ -270,8 +271,55 @@ def latency(args) -> str:
     return "\n".join(out) + "\n"
 
 
+def residuals(devices: list[str]) -> str:
+    """What a model of a device's table cannot learn: per NAS-Bench-201 device, the linear model (the one ``pnag
+    latency adapt`` fits) fitted to the whole table, its Spearman rho and median |error|, the spread of its
+    residual (log of measured / fitted) and the correlation of the residuals of two cells one edit apart (all
+    such pairs): near 0, the residual is particular to each cell and only measuring that cell finds it."""
+    from scipy.stats import spearmanr
+
+    from pnag.data.nb201 import load_nb201
+    from pnag.space.nb201 import N_EDGES, OPS, NB201Space
+
+    tab, space = load_nb201(), NB201Space()
+    archs = space.all_archs()
+    X = LatencyFeatures("nb201").of_archs(archs)
+    idx = np.stack([space.to_indices(a) for a in archs])
+    at = np.array([tab.index_of(space.format(a)) for a in archs])  # the table's row of each cell
+    radix = len(OPS) ** np.arange(N_EDGES)
+    code = idx @ radix
+    order = np.argsort(code)
+    pairs = []
+    for e in range(N_EDGES):
+        for step in range(1, len(OPS)):
+            other = idx.copy()
+            other[:, e] = (other[:, e] + step) % len(OPS)
+            pairs.append((np.arange(len(idx)), order[np.searchsorted(code[order], other @ radix)]))
+    i, j = (np.concatenate(p) for p in zip(*pairs))
+    rows = ["| device | distinct latency values | linear fit Spearman | linear fit MdAPE % | residual sd (log) | "
+            "residual correlation, one edit apart |", "|---|---:|---:|---:|---:|---:|"]
+    for dev in devices:
+        y = tab.latency(dev)[at]
+        fit = np.maximum(X @ device_weights(X, y), FLOOR_FRACTION * float(y.min()))
+        r = np.log(y / fit)
+        rows.append(f"| {dev} | {len(np.unique(y))} | {spearmanr(fit, y)[0]:.3f} | "
+                    f"{100 * np.median(np.abs(fit / y - 1)):.1f} | {r.std():.3f} | {np.corrcoef(r[i], r[j])[0, 1]:.3f} |")
+    return "\n".join(rows) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["residuals"]:
+        r = argparse.ArgumentParser(prog="devices.py residuals", description=residuals.__doc__.split(":")[0])
+        r.add_argument("--devices", nargs="+", default=list(NB201_DEVICES))
+        r.add_argument("-o", "--output", default="benchmarks/results/devices_residuals.md")
+        a = r.parse_args(argv[1:])
+        text = (f"# What a linear latency model cannot learn\n\nWritten by `python benchmarks/devices.py residuals "
+                f"{' '.join(argv[1:])}` on {datetime.now(timezone.utc):%Y-%m-%d}. {residuals.__doc__.split(': per ', 1)[1]}"
+                f"\n\n{residuals(a.devices)}")
+        write_text_atomic(Path(a.output), text)
+        print(text)
+        return 0
     if argv[:1] == ["generation"]:  # generation on held-out devices: its own script, its own options
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         from devices_generation import main as generation
