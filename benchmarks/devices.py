@@ -314,9 +314,13 @@ def main(argv: list[str] | None = None) -> int:
         r.add_argument("--devices", nargs="+", default=list(NB201_DEVICES))
         r.add_argument("-o", "--output", default="benchmarks/results/devices_residuals.md")
         a = r.parse_args(argv[1:])
-        text = (f"# What a linear latency model cannot learn\n\nWritten by `python benchmarks/devices.py residuals "
-                f"{' '.join(argv[1:])}` on {datetime.now(timezone.utc):%Y-%m-%d}. {residuals.__doc__.split(': per ', 1)[1]}"
-                f"\n\n{residuals(a.devices)}")
+        text = (f"# What a linear latency model cannot learn\n\nWritten by `python benchmarks/devices.py residuals"
+                f"{''.join(' ' + x for x in argv[1:])}` on {datetime.now(timezone.utc):%Y-%m-%d}. Per NAS-Bench-201 "
+                "device: the linear model that `pnag latency adapt` fits, fitted to the device's whole table (15,625 "
+                "cells); its Spearman rho and median |error|; the spread of its residual (log of measured / fitted); "
+                "the correlation of the residuals of two cells one edit apart (all such pairs). A correlation near 0: "
+                "what the model misses is particular to each cell, and only measuring that cell finds it.\n\n"
+                f"{residuals(a.devices)}")
         write_text_atomic(Path(a.output), text)
         print(text)
         return 0
