@@ -269,6 +269,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="a TrainConfig field of every run (repeatable)")
     p.add_argument("--multi-set", type=_setting, action="append", default=[], metavar="FIELD=VALUE",
                    help="a TrainConfig field of the multi-device run only (repeatable)")
+    p.add_argument("--probes", type=float, nargs="*", default=None, metavar="F",
+                   help="multi-verified: the probes' multiples of the model's error (default: pnag's, "
+                        "pnag.search.verify.PROBES; none: no probes)")
     p.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "pnag-devices-generation"))
     p.add_argument("--timing", action="store_true",
                    help="also train, one after the other in fresh directories, a single-device run, the multi-device "
@@ -278,6 +281,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-o", "--output", type=Path, default=RESULTS / "devices_generation.md")
     args = p.parse_args(argv)
 
+    if args.probes is not None:
+        from pnag.search import verify
+
+        verify.PROBES = tuple(args.probes)
     known = nb201_devices()
     unknown = [d for d in args.held_out + (args.train_devices or []) if d not in known]
     if unknown:

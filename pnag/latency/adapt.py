@@ -136,13 +136,13 @@ class LatencyFeatures:
         dev, B = idx.device, idx.shape[0]
         one = torch.ones(B, 1, dtype=torch.float64, device=dev)
         if self.space == "nb201":
-            return torch.cat([one, torch.nn.functional.one_hot(idx, len(OPS)).double().reshape(B, -1)], 1)
+            return torch.cat([one, torch.nn.functional.one_hot(idx, len(OPS)).double().reshape(B, N_EDGES * len(OPS))], 1)
         dpos, epos, kpos = (torch.as_tensor(p, device=dev) for p in _positions())
         depth = torch.as_tensor(DEPTHS, device=dev)[idx[:, dpos]]
         active = (torch.arange(MAX_DEPTH, device=dev)[None, None, :] < depth[:, :, None]).reshape(B, N_SLOTS)
         code = idx[:, epos] * len(KERNELS) + idx[:, kpos]
         slots = (torch.nn.functional.one_hot(code, len(EXPANDS) * len(KERNELS)).double()
-                 * active[..., None]).reshape(B, -1)
+                 * active[..., None]).reshape(B, N_SLOTS * len(EXPANDS) * len(KERNELS))
         if not self.varies_resolution:
             if resolution is not None and bool((torch.as_tensor(resolution) != self.resolutions[0]).any()):
                 raise ArchError(f"resolution: {resolution!r}; allowed: {self.resolutions[0]} (the model's only one)")

@@ -106,9 +106,10 @@ class AdaptedSource(LatencySource):
             resolution = self.resolution
         as_numpy = not isinstance(idx, torch.Tensor)
         t = torch.as_tensor(np.asarray(idx) if as_numpy else idx).long()
-        if len(self.measured_ms) and t.device.type == "cpu":
-            out = self._price(self.features.of_indices(t, resolution).numpy())
-            return out if as_numpy else torch.from_numpy(out)
+        if len(self.measured_ms):  # (priced on the CPU: a look-up of the measured networks)
+            res = resolution.cpu() if isinstance(resolution, torch.Tensor) else resolution
+            out = self._price(self.features.of_indices(t.cpu(), res).numpy())
+            return out if as_numpy else torch.from_numpy(out).to(t.device)
         dev = str(t.device)
         if dev not in self._torch:
             self._torch[dev] = torch.as_tensor(self.weights_ms, dtype=torch.float64, device=t.device)
