@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from pnag import sources as S
 from pnag.cli import main
@@ -87,3 +88,26 @@ def test_cli_verify_says_how_many_were_measured(served, tmp_path, capsys):
     true = tab.latency("pixel2")
     assert all(r["latency_is"] == "measured" and true[tab.index_of(r["arch"])] <= r["budget_ms"] + 1e-9 for r in out)
     assert len(json.loads(path.read_text())["measured"]) > 3
+
+
+def test_when_the_rounds_do_not_settle_each_budget_gets_the_best_measured_network_within_it(served, tmp_path):
+    run, d, tab = served
+    path = tmp_path / "pixel2.json"
+    path.write_bytes((d / "pixel2.json").read_bytes())
+    true = tab.latency("pixel2")
+    budgets = [float(b) for b in np.quantile(true, [0.3, 0.6, 0.9])]
+    from pnag.search.verify import generate_verified
+
+    gens = generate_verified(run, budgets, f"adapted:{path}", rounds=1, per_budget=1, progress=False)
+    model = load_adapted(path)
+    assert gens.measurements == len(model.measured_ms) - 3 <= len(budgets)
+    # each answer: a measured network within its budget, the best of those by the run's objective
+    measured = [r["arch"] for r in model.data["measured"]]
+    view = run.for_device(model)
+    sp = view.space
+    for g in gens:
+        assert g.arch in measured and true[tab.index_of(g.arch)] <= g.budget + 1e-9 and g.origin == "verified"
+        fits = [a for a in measured if true[tab.index_of(a)] <= g.budget + 1e-9]
+        idx = torch.as_tensor(np.stack([sp.to_indices(sp.parse(a)) for a in fits]))
+        scores, _ = view.objective(idx, torch.tensor([g.budget], dtype=torch.float64))
+        assert fits[int(scores[:, 0].argmax())] == g.arch
