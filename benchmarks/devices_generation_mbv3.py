@@ -86,6 +86,7 @@ class Truth:
         probe = TrainConfig(space="mbv3", accuracy="ofa-predictor", latency=any_src.name, width=1.2, budgets=(1, 2))
         self.res, self.res_note = resolve_resolutions(probe, get_accuracy_source("ofa-predictor", MBV3Space(1.2)),
                                                       any_src, args.resolutions)
+        self.res_note = self.res_note.replace(any_src.name, "each device's latency model")
         self.space = MBV3Space(1.2, self.res[-1], resolutions=self.res)
         self.acc = OFAAccuracyPredictor(self.space)
         self.sample = self.space.sample(args.quantile_samples, seed=0)
@@ -397,7 +398,7 @@ def render(args, bench: Bench, argv) -> str:
                   f"{np.mean(multi) / np.mean(single):.2f} (one multi-device run serves every new device; "
                   f"single-device runs for {n_train} devices would take {n_train * np.mean(single):.0f} s)"]
         adapt = [cache[k]["seconds"] for k in cache if k.startswith("adapt|") and k.endswith(f"|k{args.k}")]
-        if adapt:
+        if adapt and args.serve == "adapted":
             lines.append(f"- building a held-out device's adapted latency source (K = {args.k}): {np.mean(adapt):.1f} "
                          "s on average")
     return "\n".join(lines) + "\n"
