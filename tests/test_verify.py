@@ -111,3 +111,24 @@ def test_when_the_rounds_do_not_settle_each_budget_gets_the_best_measured_networ
         idx = torch.as_tensor(np.stack([sp.to_indices(sp.parse(a)) for a in fits]))
         scores, _ = view.objective(idx, torch.tensor([g.budget], dtype=torch.float64))
         assert fits[int(scores[:, 0].argmax())] == g.arch
+
+
+def test_any_latency_source_can_do_the_measuring(served, tmp_path):
+    """``verify=SOURCE``: a Python object times the device (here: the table, counting what it is asked)."""
+    run, d, tab = served
+    path = tmp_path / "pixel2.json"
+    path.write_bytes((d / "pixel2.json").read_bytes())
+    true = tab.latency("pixel2")
+    asked = []
+
+    class Device:
+        name = "my-phone"
+
+        def latency_ms(self, archs):
+            asked.extend(archs)
+            return np.array([true[tab.index_of(str(a))] for a in archs])
+
+    budgets = [float(b) for b in np.quantile(true, [0.2, 0.5, 0.8])]
+    gens = run.generate(budgets, latency=f"adapted:{path}", verify=Device())
+    assert len(asked) == gens.measurements > 0
+    assert all(true[tab.index_of(g.arch)] <= g.budget + 1e-9 and g.latency_is == "measured" for g in gens)

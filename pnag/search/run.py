@@ -1,8 +1,5 @@
-"""A trained run, opened from its directory, and serving budgets from it (:meth:`Run.generate`).
-
-The run's files and their format are :mod:`pnag.search.run_files`; what an answer holds is
-:class:`~pnag.search.answers.Generation`.
-"""
+"""A trained run, opened from its directory, and serving budgets from it (:meth:`Run.generate`). Its files:
+:mod:`pnag.search.run_files`; an answer: :class:`~pnag.search.answers.Generation`."""
 
 from __future__ import annotations
 
@@ -343,7 +340,7 @@ class Run:
         return refined(self, budgets, cand, chosen, generations)
 
     def generate(self, budgets: Sequence[float] | float, samples: int = 1, seed: int = 0,
-                 mode: str = "pnag", latency: Any = None, verify: bool = False,
+                 mode: str = "pnag", latency: Any = None, verify: Any = False,
                  offer: torch.Tensor | None = None) -> Generations:
         """For each budget (ms) the chosen architecture, as :class:`~pnag.search.answers.Generations` (a list
         of :class:`Generation`, with ``to_frame()`` and ``to_csv(path)``).
@@ -360,13 +357,15 @@ class Run:
         best of its ``samples`` draws by the same objective (the fastest architecture if none fits).
         Answers are monotone in the budget among the budgets of one call (:mod:`pnag.search.choice`).
         ``verify``: with ``latency`` an ``adapted:FILE`` model, measure the answers on its device until each
-        is a measured network within its budget (:mod:`pnag.search.verify`); ``offer``: decision indices
+        is a measured network within its budget (:mod:`pnag.search.verify`; a latency source in place of True
+        measures instead of the model's target); ``offer``: decision indices
         ``(M, T)`` offered at every budget beside the candidates (origin ``verified``; mode ``pnag``).
         """
         if verify:
             from .verify import generate_verified
 
-            return generate_verified(self, budgets, latency, samples, seed, mode)
+            return generate_verified(self, budgets, latency, samples, seed, mode,
+                                     measure=None if verify is True else verify)
         if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
             raise PnagError(f"--samples: {samples!r}; allowed: an integer >= 1")
         if mode not in ANSWER_MODES:

@@ -74,10 +74,12 @@ def _new(model: AdaptedSource, archs: list) -> list:
 
 def generate_verified(run, budgets: Sequence[float], latency: Any, samples: int = 1, seed: int = 0,
                       mode: str = "pnag", rounds: int = ROUNDS, per_budget: int = PER_BUDGET,
-                      progress: bool | None = None) -> Generations:
+                      progress: bool | None = None, measure: Any = None) -> Generations:
     """:meth:`pnag.search.Run.generate` for the device of the adapted model ``latency``, each answer
-    measured on the device until it is a measured network within its budget (module docstring). The
-    returned :class:`Generations` carry ``measurements``: how many networks this call measured."""
+    measured on the device until it is a measured network within its budget (module docstring). ``measure``:
+    the latency source that measures (a spec or an object with ``latency_ms(archs)``; default the model's
+    ``target``). The returned :class:`Generations` carry ``measurements``: how many networks this call
+    measured."""
     for name, v in (("verify rounds", rounds), ("verify measurements per budget", per_budget)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise PnagError(f"{name}: {v!r}; allowed: an integer >= 1")
@@ -105,7 +107,7 @@ def generate_verified(run, budgets: Sequence[float], latency: Any, samples: int 
             break
         if progress is not False:
             say(f"verify round {r + 1}: measuring {len(todo)} network(s) on {model.data['target']}")
-        model = add_measurements(model, todo, progress)
+        model = add_measurements(model, todo, progress, measure)
     # not settled within the rounds or the measurements: each budget gets the best measured network within it
     view = run.for_device(model)
     offer = _offer(view, model)

@@ -217,10 +217,12 @@ def target_of(model: AdaptedSource, progress: bool | None = None) -> Any:
     return _target_source(t, space, progress)
 
 
-def add_measurements(model: AdaptedSource, archs: Sequence[Any], progress: bool | None = None) -> AdaptedSource:
-    """Measure ``archs`` on the model's device (its ``target``: a table look-up, or a timing on this machine),
-    refit the model with them beside those it has, write it back to its file (atomically) and return it.
-    Networks already measured are not measured again."""
+def add_measurements(model: AdaptedSource, archs: Sequence[Any], progress: bool | None = None,
+                     measure: Any = None) -> AdaptedSource:
+    """Measure ``archs`` on the model's device (its ``target``: a table look-up, or a timing on this machine;
+    ``measure``: any latency source in its place, e.g. a Python object timing the device), refit the model with
+    them beside those it has, write it back to its file (atomically) and return it. Networks already measured
+    are not measured again."""
     if model.path is None:
         raise PnagError(f"{model.name}: a model not read from a file; allowed: adapted:FILE")
     new, seen = [], set()
@@ -232,7 +234,7 @@ def add_measurements(model: AdaptedSource, archs: Sequence[Any], progress: bool 
             new.append(a)
     if not new:
         return model
-    target = target_of(model, progress)
+    target = target_of(model, progress) if measure is None else get_latency_source(measure, space=model.features.search_space())
     ms = _measure(target, new, progress)
     fmt = model.features.search_space().format
     rows = list(model.data["measured"]) + [{"arch": fmt(a), "ms": float(v)} for a, v in zip(new, ms)]
