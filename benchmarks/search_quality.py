@@ -94,7 +94,8 @@ def mbv3(args, argv) -> str:
         space = run.space
         pred = run.acc_source.model
         vl = VectorLatency(space, get_latency_source("lut:note10", space))
-        n_train = int(sum(run.metrics.get("queries", {}).values())) + (cfg.ranker_pool if cfg.reward == "pareto" else 0)
+        n_train = int(sum(run.metrics.get("queries", {}).values())) + (cfg.ranker_pool if run.config.reward == "pareto"
+                                                                        else 0)
         res["pnag"].append([(g.predicted_accuracy, g.predicted_latency_ms) for g in gens])
         res["pnag-generator"].append([(g.predicted_accuracy, g.predicted_latency_ms) for g in own])
         walls["pnag"].append(t_train + t_gen)
