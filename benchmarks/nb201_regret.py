@@ -159,7 +159,7 @@ def run_pnag(problem: Problem, seed: int, q: int, workdir: Path, args):
     def codes(gs):
         return problem.code_of(np.stack([problem.space.to_indices(problem.space.parse(g.arch)) for g in gs]))
 
-    total = run_queries(cfg, problem.space, run.metrics)
+    total = run_queries(run.config, problem.space, run.metrics)
     extra = {"total_queries": total, "measured_wins": sum(g.measured for g in gens),
              "origins": {o: sum(g.origin == o for g in gens) for o in sorted({g.origin for g in gens})},
              "own_measured": sum(g.measured for g in own)}

@@ -7,7 +7,7 @@ import math
 
 from ..errors import BudgetError, PnagError
 from ..predict.mlp import PRESETS, TARGETS
-from ..search.config import parse_budget_range
+from ..search.config import SCHEDULES, parse_budget_range
 from ..search.rewards import REWARDS
 from ._common import (ACCURACY_HELP, LATENCY_HELP, MAX_ARCH_SAMPLES, MAX_DRAWS, ascii_float, check_draws,
                       check_output_path, non_negative_int, positive_int, print_json, removed_on_error, seed_int, table,
@@ -76,7 +76,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     (lo, hi), unit = parse_budget_range(args.budgets)
     kw = dict(space=args.space, accuracy=args.accuracy, latency=args.latency, budgets=(lo, hi), budget_unit=unit,
               train_samples=args.train_samples, latency_samples=args.latency_samples, reward=args.reward,
-              eval_budget=args.eval_budget, seed=args.seed)
+              eval_budget=args.eval_budget, seed=args.seed, schedule=args.schedule)
     if args.steps is not None:
         kw["steps"] = args.steps
     if args.predictor_preset is not None:
@@ -211,9 +211,14 @@ def register(sub) -> None:
                         "the space, e.g. q0.05:q0.95")
     p.add_argument("--train-samples", type=positive_int("--train-samples", MAX_ARCH_SAMPLES), default=None)
     p.add_argument("--latency-samples", type=positive_int("--latency-samples", MAX_ARCH_SAMPLES), default=None)
-    p.add_argument("--reward", choices=REWARDS, default="pareto",
+    p.add_argument("--reward", choices=REWARDS, default=None,
                    help="the generator's reward: pareto (the Pareto-aware ranker, as published), objective (the run's "
-                        "objective directly), mnas or tunas")
+                        "objective directly), mnas or tunas (default: the schedule's)")
+    p.add_argument("--schedule", choices=("auto", *SCHEDULES), default="auto",
+                   help="the generator stage's settings: full (as published), fast (for an exact objective: the "
+                        "objective as the reward, a smaller generator, more archive evolution), auto (default: fast "
+                        "with --space mbv3 when the accuracy source is itself a model, such as ofa-predictor, "
+                        "else full)")
     p.add_argument("--eval-budget", type=non_negative_int("--eval-budget", MAX_ARCH_SAMPLES), default=0)
     p.add_argument("--seed", type=seed_int(), default=0, help="random seed, 0..2**63-1 (default 0)")
     p.add_argument("--threads", type=threads_int(), default=None,

@@ -82,10 +82,14 @@ class BudgetArchive:
         s = torch.where(ok, s, torch.tensor(-math.inf, dtype=torch.float64))
         return self.idx[s.argmax(1)], ok.any(1)
 
-    def parents(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """``n`` elites drawn uniformly among the stored rows, and for each a partner from a bin at most
-        two away (for crossover): ``(n, T)`` twice (empty when the archive is)."""
-        rows = torch.nonzero(self.filled).flatten()
+    def parents(self, n: int, generator: torch.Generator, top: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n`` elites drawn uniformly among the stored rows (``top`` > 0: among the best ``top`` of each
+        bin), and for each a partner from a bin at most two away (for crossover): ``(n, T)`` twice (empty
+        when the archive is)."""
+        ok = self.filled
+        if 0 < top < self.per_bin:  # rows are stored best first within their bin
+            ok = ok & (torch.arange(len(ok)) % self.per_bin < top)
+        rows = torch.nonzero(ok).flatten()
         if len(rows) == 0:
             return self.idx[:0], self.idx[:0]
         a = rows[torch.randint(len(rows), (n,), generator=generator)]

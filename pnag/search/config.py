@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from ..errors import BudgetError, DataError, PnagError, allowed, check_fraction
@@ -19,7 +19,7 @@ _INT_MIN = {"steps": 1, "budgets_per_step": 1, "samples_per_budget": 2, "hidden"
             "eval_rounds": 1, "eval_candidates": 1, "checkpoint_every": 1, "ranker_steps": 1, "ranker_pool": 1,
             "predictor_hidden": 1, "predictor_epochs": 1, "train_samples": 2, "latency_samples": 2,
             "eval_budget": 0, "eval_parents": 0, "choice_parents": 0, "choice_calibration": 0, "refine_generations": 0,
-            "archive_grid": 2, "archive_per_bin": 1, "archive_offspring": 0,
+            "archive_grid": 2, "archive_per_bin": 1, "archive_offspring": 0, "archive_parents": 0, "polish_rounds": 0,
             "device_reference": 2, "quantile_samples": 16}
 _NUM_MIN0 = ("pessimism", "choice_pessimism", "optimism", "imitation")
 _FLAGS = {"train_samples": "--train-samples", "latency_samples": "--latency-samples", "eval_budget": "--eval-budget"}
@@ -27,6 +27,24 @@ BUDGET_UNITS = ("ms", "quantile")
 # fields added for device-conditioned runs: left out of config.json at their default, so that a run of one
 # device and ms budgets writes the file an earlier pnag wrote (and reads)
 _DEVICE_FIELDS = {"budget_unit": "ms", "device_reference": 32, "quantile_samples": 4096}
+# fields added with the schedules: left out of config.json at these values (what a run before them did), and
+# read back as them from a config.json without them
+_SCHEDULE_FIELDS = {"schedule": "full", "archive_parents": 0, "polish_rounds": 0}
+# The generator stage's settings that a TrainConfig leaves at None are its schedule's. "full": as published
+# (and measured on the main job and NB201 with predicted accuracy). "fast": for an exact objective, where the
+# accuracy source is itself a model (ofa-predictor, nb201-exact:*) and latency comes from its source: nothing
+# is fitted, a ranker would only learn what the objective already says (so the reward is the objective), and
+# a query costs ~10 us against ~0.2 ms per generator draw, so the budget archive's evolution gets more of the
+# work and the generator less (chosen on MobileNetV3 ofa-predictor x lut:note10 tuning seeds 10-11:
+# BENCHMARKS.md, "How the defaults were chosen"). "auto" picks "fast" for an exact objective on MobileNetV3,
+# else "full" (on NAS-Bench-201 the fast generator's own answers fall short of their target).
+SCHEDULES = {
+    "full": {"reward": "pareto", "steps": 200, "hidden": 64, "lr": 3e-3, "samples_per_budget": 8,
+             "archive_offspring": 256, "archive_parents": 0, "polish_rounds": 0},
+    "fast": {"reward": "objective", "steps": 50, "hidden": 32, "lr": 1e-2, "samples_per_budget": 4,
+             "archive_offspring": 1024, "archive_parents": 3, "polish_rounds": 3},
+}
+_SCHEDULED = tuple(SCHEDULES["full"])
 
 
 def parse_range(text: str, what: str = "--budgets") -> tuple[float, float]:
@@ -95,15 +113,20 @@ class TrainConfig:
     resolutions: tuple[int, ...] | None = None
     train_samples: int | None = None  # None: every record (dataset) or 1000 (nb201 / sampled sources)
     latency_samples: int | None = None  # learn latency from this many architectures instead of the source
-    reward: str = "pareto"
+    # the generator's reward (pnag.search.rewards.REWARDS); None: the schedule's ("pareto" as published; the
+    # objective itself for an exact objective)
+    reward: str | None = None
     eval_budget: int = 0
     seed: int = 0
-    steps: int = 200
+    # "auto" (an exact objective on MobileNetV3: "fast", else "full"), "full" or "fast": what the
+    # generator-stage fields left at None below take (SCHEDULES); train() stores the run's config resolved
+    schedule: str = "auto"
+    steps: int | None = None  # generator steps (full: 200, fast: 50)
     budgets_per_step: int = 16
-    samples_per_budget: int = 8
-    lr: float = 3e-3
+    samples_per_budget: int | None = None  # full: 8, fast: 4
+    lr: float | None = None  # full: 3e-3, fast: 1e-2
     entropy: float = 1e-3
-    hidden: int = 64
+    hidden: int | None = None  # the generator's LSTM width (full: 64, fast: 32)
     predictor_preset: str = "fast"
     predictor_hidden: int | None = None  # None: 64 for mbv3, 128 for nb201 (measured; see BENCHMARKS.md)
     predictor_epochs: int | None = None  # None: 60 for mbv3, 150 for nb201
@@ -145,7 +168,13 @@ class TrainConfig:
     imitation: float = 3.0
     archive_grid: int = 64  # latency bins of the archive across the trained range
     archive_per_bin: int = 8  # elites kept per bin
-    archive_offspring: int = 256  # offspring of the archive's elites evaluated per generator step
+    # offspring of the archive's elites evaluated per generator step (full: 256, fast: 1024)
+    archive_offspring: int | None = None
+    # parents of those offspring: the best this many of each latency bin; 0: every elite (full: 0, fast: 3)
+    archive_parents: int | None = None
+    # generate(): rounds of hill climbing from each budget's answer over its one-decision neighbours, under the
+    # run's objective (origin "refined"; full: 0, fast: 3)
+    polish_rounds: int | None = None
     # device-conditioned runs (several latency sources, or quantile budgets): the device signature is the
     # device's standardised log latency on this many seeded reference architectures (pnag.search.devices)
     device_reference: int = 32
@@ -172,17 +201,23 @@ class TrainConfig:
         object.__setattr__(self, "budgets", (lo, hi))
         self._check_devices()
         object.__setattr__(self, "ranker_budgets", tuple(float(b) for b in self.ranker_budgets))
-        if self.reward not in REWARDS:
+        if self.schedule not in ("auto", *SCHEDULES):
+            raise PnagError(f"--schedule: {self.schedule!r} is not known; allowed: {allowed(('auto', *SCHEDULES))}")
+        if self.reward is not None and self.reward not in REWARDS:
             raise PnagError(f"--reward: {self.reward!r} is not known; allowed: {allowed(REWARDS)}")
         if self.ranker_mode not in BUDGET_MODES:
             raise PnagError(f"ranker mode: {self.ranker_mode!r} is not known; allowed: {allowed(BUDGET_MODES)}")
         for name, minimum in _INT_MIN.items():
             v = getattr(self, name)
-            if v is None and name in ("train_samples", "latency_samples", "predictor_hidden", "predictor_epochs"):
+            if v is None and name in ("train_samples", "latency_samples", "predictor_hidden", "predictor_epochs",
+                                      *_SCHEDULED):
                 continue
             if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
                 raise PnagError(f"{_FLAGS.get(name, name)}: {v!r}; allowed: an integer >= {minimum}")
         check_fraction(self.ranker_top_pairs, "ranker_top_pairs")
+        if self.lr is not None and (isinstance(self.lr, bool) or not isinstance(self.lr, (int, float))
+                                    or not math.isfinite(self.lr) or self.lr <= 0):
+            raise PnagError(f"lr: {self.lr!r}; allowed: a number > 0")
         for name in _NUM_MIN0:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
@@ -233,6 +268,13 @@ class TrainConfig:
         its generator and ranker read a device signature and a budget position (pnag.search.devices)."""
         return len(self.devices) > 1 or self.budget_unit == "quantile"
 
+    def scheduled(self, fast: bool) -> "TrainConfig":
+        """This config with its schedule decided ("auto": "fast" when ``fast``, else "full") and every
+        generator-stage field left at None set to the schedule's value."""
+        name = self.schedule if self.schedule != "auto" else ("fast" if fast else "full")
+        fill = {k: v for k, v in SCHEDULES[name].items() if getattr(self, k) is None}
+        return replace(self, schedule=name, **fill)
+
     @property
     def resolved_width(self) -> float | None:
         if self.space != "mbv3":
@@ -247,7 +289,7 @@ class TrainConfig:
         d["resolutions"] = None if self.resolutions is None else list(self.resolutions)
         if isinstance(self.latency, tuple):
             d["latency"] = list(self.latency)
-        for k, default in _DEVICE_FIELDS.items():
+        for k, default in (*_DEVICE_FIELDS.items(), *_SCHEDULE_FIELDS.items()):
             if d[k] == default:
                 del d[k]
         return d
@@ -260,7 +302,7 @@ class TrainConfig:
         unknown = sorted(set(d) - names)
         if unknown:
             raise DataError(f"run config: unknown field(s) {', '.join(unknown)}")
-        d = dict(d)
+        d = {**_SCHEDULE_FIELDS, **d}
         try:
             d["budgets"] = tuple(d.get("budgets", (10.0, 24.0)))
             d["ranker_budgets"] = tuple(d.get("ranker_budgets", ()))
@@ -283,5 +325,5 @@ def make_space(config: TrainConfig):
     return get_space("nb201")
 
 
-__all__ = ["TrainConfig", "make_space", "latency_specs", "parse_range", "parse_budget_range", "SPACES", "W10_DATASET",
+__all__ = ["TrainConfig", "SCHEDULES", "make_space", "latency_specs", "parse_range", "parse_budget_range", "SPACES", "W10_DATASET",
            "BUDGET_UNITS"]

@@ -151,17 +151,17 @@ def profiles_from_state(st: dict[str, Any], names: Sequence[str], T: int, R: int
 
 
 class ServingGenerator:
-    """A trained generator seen from one served device: ``sample`` and ``log_prob`` take budgets in that
+    """A trained generator seen from one served device: ``draw`` and ``log_prob`` take budgets in that
     device's ms (``condition``: budgets ms -> what the generator reads)."""
 
     def __init__(self, generator, condition: Callable[[torch.Tensor], torch.Tensor]):
         self.generator, self.condition = generator, condition
         self.T, self.space = generator.T, generator.space
 
-    def sample(self, budgets, greedy: bool = False, generator: torch.Generator | None = None,
-               temperature: float = 1.0):
-        return self.generator.sample(self.condition(budgets), greedy=greedy, generator=generator,
-                                     temperature=temperature)
+    def draw(self, budgets, greedy: bool = False, generator: torch.Generator | None = None,
+             temperature: float = 1.0) -> torch.Tensor:
+        return self.generator.draw(self.condition(budgets), greedy=greedy, generator=generator,
+                                   temperature=temperature)
 
     def log_prob(self, budgets, idx: torch.Tensor) -> torch.Tensor:
         return self.generator.log_prob(self.condition(budgets), idx)

@@ -103,10 +103,15 @@ class Generator(nn.Module):
         """One step of ``self.lstm`` (same weights, gate order i, f, g, o) reading tokens ``prev (B,)``,
         on ``(B, H)`` states; ``tables`` from :meth:`_cell_tables`."""
         tok, row, w_hh = tables
+        return self._step(tok[prev] + row, h, c, w_hh)
+
+    def _step(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor, w_hh: torch.Tensor
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The LSTM cell given its input's share of the gates ``x (B, 4H)`` (``W_ih x_t + b_ih + b_hh``)."""
         H = self.hidden
-        gates = torch.addmm(tok[prev] + row, h, w_hh)
+        gates = torch.addmm(x, h, w_hh)
         sig = torch.sigmoid(gates)
-        c = sig[:, H:2 * H] * c + sig[:, :H] * torch.tanh(gates[:, 2 * H:3 * H])
+        c = torch.addcmul(sig[:, H:2 * H] * c, sig[:, :H], torch.tanh(gates[:, 2 * H:3 * H]))
         return sig[:, 3 * H:] * torch.tanh(c), c
 
     def sample(self, budgets: torch.Tensor, greedy: bool = False, generator: torch.Generator | None = None,
@@ -115,43 +120,58 @@ class Generator(nn.Module):
 
         Returns ``idx`` long ``(B, T)`` choice indices in canonical form (inactive decisions 0),
         ``logp (B,)`` the log-probability of the architecture (its active decisions), and
-        ``entropy (B,)`` the summed entropy of the active decisions' policies (both differentiable).
+        ``entropy (B,)`` the summed entropy of the active decisions' policies (both differentiable;
+        :meth:`draw` gives ``idx`` alone, :meth:`evaluate` the rest).
+        """
+        idx = self.draw(budgets, greedy, generator, temperature)
+        logp, ent = self.evaluate(budgets, idx)
+        return idx, logp, ent
+
+    @torch.no_grad()
+    def draw(self, budgets: torch.Tensor, greedy: bool = False, generator: torch.Generator | None = None,
+             temperature: float = 1.0) -> torch.Tensor:
+        """``idx`` long ``(B, T)``: one architecture per budget (ms), canonical, without a graph.
         ``greedy`` takes the most likely choice at every step; ``temperature`` > 1 flattens the
-        sampling distribution (for diverse proposals; ``logp`` stays that of the policy).
+        sampling distribution (for diverse proposals).
 
         Draws use the Gumbel-max rule (``argmax(logits / temperature + Gumbel noise)``, an exact draw
-        from the softmax) with the noise of every step drawn at once from ``generator``; the step loop
-        reads the input gates of every token from one precomputed table and asks the space for the
-        active decisions again only after a decision that can change them
-        (``space.activity_controls``): sampling is the generator stage's sequential part.
+        from the softmax) with the noise of every step drawn at once from ``generator`` and added to
+        the heads' biases before the loop; each step reads its input gates from a per-decision table of
+        the previous decision's tokens (its choices, then the skip token) and asks the space for the
+        active decisions again only after a decision that can change them (``space.activity_controls``):
+        sampling is the generator stage's sequential part, so each step is a few fused operations.
         """
         budgets = self.conditions(budgets)
-        B = budgets.shape[0]
-        with torch.no_grad():
-            e, h, c = self._init(budgets)
-            h, c = h[0], c[0]
-            tables = self._cell_tables(e)
-            bias = self.head_b.masked_fill(~self.valid, _NEG)  # (T, C): padding never chosen
-            noise = None
-            if not greedy:
-                u = torch.rand(B, self.T, bias.shape[1], generator=generator).clamp_(min=1e-20)
-                noise = -torch.log(-torch.log(u))  # Gumbel(0, 1)
-            controls = getattr(self.space, "activity_controls", None)
-            prev = torch.full((B,), self.start, dtype=torch.long)
-            idx_t = torch.zeros(B, self.T, dtype=torch.long)
-            active = self.space.active_mask(idx_t)
-            skip = torch.full((B,), self.skip, dtype=torch.long)
-            for t in range(self.T):
-                h, c = self._cell(tables, prev, h, c)
-                z = torch.addmm(bias[t], h, self.head_w[t])
-                choice = z.argmax(1) if noise is None else (z / temperature + noise[:, t]).argmax(1)
-                on = active[:, t]  # causal: depends on decisions < t only
-                idx_t[:, t] = choice * on
-                prev = torch.where(on, choice + self.offsets[t], skip)
-                if controls is None or t in controls:
-                    active = self.space.active_mask(idx_t)
-        logp, ent = self.evaluate(budgets, idx_t)
-        return idx_t, logp, ent
+        B, T = budgets.shape[0], self.T
+        e, h, c = self._init(budgets)
+        h, c = h[0], c[0]
+        tok, row, w_hh = self._cell_tables(e)
+        bias, w = self.head_b.masked_fill(~self.valid, _NEG), self.head_w  # padding never chosen
+        if greedy:
+            logit_in = bias.unsqueeze(0).expand(B, -1, -1)
+        else:
+            if temperature != 1.0:
+                bias, w = bias / temperature, w / temperature
+            u = torch.rand(B, T, bias.shape[1], generator=generator).clamp_(min=1e-20)
+            logit_in = bias - torch.log(-torch.log(u))  # + Gumbel(0, 1)
+        # step t + 1 reads row p of table t: p < n_t a choice of decision t, p = n_t the skip token
+        tables = [torch.cat([tok[int(o):int(o) + n], tok[self.skip:self.skip + 1]])
+                  for o, n in zip(self.offsets.tolist(), self.n_choices)]
+        skips = torch.tensor(self.n_choices)
+        controls = getattr(self.space, "activity_controls", None)
+        idx_t = torch.zeros(B, T, dtype=torch.long)
+        active = self.space.active_mask(idx_t)
+        x = tok[self.start].expand(B, -1) + row
+        for t in range(T):
+            h, c = self._step(x, h, c, w_hh)
+            choice = torch.addmm(logit_in[:, t], h, w[t]).argmax(1)
+            p = torch.where(active[:, t], choice, self.n_choices[t])  # causal: depends on decisions < t only
+            idx_t[:, t] = p
+            if t + 1 < T:
+                x = torch.index_select(tables[t], 0, p).add_(row)
+            if controls is None or t in controls:
+                active = self.space.active_mask(idx_t.masked_fill(idx_t == skips, 0))
+        return idx_t.masked_fill_(idx_t == skips, 0)
 
     def step_log_probs(self, budgets: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-decision log-probability of ``idx`` and policy entropy, ``(B, T)`` each, unmasked.

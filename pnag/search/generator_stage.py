@@ -96,7 +96,7 @@ class OneDevice:
         return self.archive.elites(b, self.run.shifts(b.double()))
 
     def feed(self, drawn: torch.Tensor, rows: torch.Tensor, rng: torch.Generator) -> int:
-        pa, pb = self.archive.parents(self.cfg.archive_offspring, rng)
+        pa, pb = self.archive.parents(self.cfg.archive_offspring, rng, self.cfg.archive_parents)
         return offer(self.run, self.archive, torch.cat([drawn, offspring(self.run.space, pa, pb, 0.1, rng)]))
 
     def state(self) -> dict:
@@ -123,10 +123,13 @@ class Devices:
                          for p in run.profiles]
         self.floor = float(run.data["accuracy"].min()) - 1.0
 
-        def sample(rows: torch.Tensor, generator: torch.Generator | None = None, **kw):
-            return run.generator.sample(self.generator_input(rows), generator=generator, **kw)
+        def draw(rows: torch.Tensor, generator: torch.Generator | None = None, **kw):
+            return run.generator.draw(self.generator_input(rows), generator=generator, **kw)
 
-        self.policy = type("DevicePolicy", (), {"sample": staticmethod(sample)})()
+        def evaluate(rows: torch.Tensor, idx: torch.Tensor):
+            return run.generator.evaluate(self.generator_input(rows), idx)
+
+        self.policy = type("DevicePolicy", (), {"draw": staticmethod(draw), "evaluate": staticmethod(evaluate)})()
 
     def draw(self, n: int, step: int, rng: torch.Generator) -> torch.Tensor:
         lo, hi = self.cfg.budgets
@@ -182,7 +185,8 @@ class Devices:
     def feed(self, drawn: torch.Tensor, rows: torch.Tensor, rng: torch.Generator) -> int:
         groups = self.groups(rows)
         each = max(1, self.cfg.archive_offspring // len(groups))
-        parts = [drawn] + [offspring(self.run.space, *self.archives[d].parents(each, rng), 0.1, rng) for d, _ in groups]
+        parts = [drawn] + [offspring(self.run.space, *self.archives[d].parents(each, rng, self.cfg.archive_parents), 0.1,
+                                     rng) for d, _ in groups]
         new = torch.unique(torch.cat(parts), dim=0)
         _, base, predicted, _ = self.run.estimates(new)
         for d, archive in enumerate(self.archives):
@@ -228,16 +232,12 @@ def train_generator(run: Run, metrics: dict, steps: int, tag: str, progress: boo
     bar = progress_bar(steps, start, progress, f"pnag train ({tag})")
     for step in range(start, steps):
         rows = task.draw(cfg.budgets_per_step, step, rng)
-        elite, has = task.elites(rows)
-        cond = task.generator_input(rows)
-
-        def imitation() -> torch.Tensor:
-            if not bool(has.any()):
-                return torch.zeros(())
-            return -cfg.imitation * gen.log_prob(cond[has], elite[has]).mean()
-
+        imitate = None
+        if cfg.imitation > 0:
+            elite, has = task.elites(rows)
+            imitate = (rows[has], elite[has], cfg.imitation)
         drawn, r = policy_gradient_step(task.policy, opt, rows, cfg.samples_per_budget, task.reward, cfg.entropy, rng,
-                                        imitation if cfg.imitation > 0 else None)
+                                        imitate)
         queries += drawn.shape[0]
         if cfg.imitation > 0:
             with torch.no_grad():

@@ -3,7 +3,7 @@ shared by the run's generator stage and the per-budget policy-gradient baseline.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
@@ -20,25 +20,33 @@ def budget_advantages(r: torch.Tensor) -> torch.Tensor:
     return adv / (adv.std(1, keepdim=True) + 1e-8)
 
 
-def policy_gradient_step(policy, opt: torch.optim.Optimizer, budgets: torch.Tensor, m: int, reward: RewardFn,
+def policy_gradient_step(policy, opt: Any, budgets: torch.Tensor, m: int, reward: RewardFn,
                          entropy: float, generator: torch.Generator | None,
-                         extra_loss: Callable[[], torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                         imitate: tuple[torch.Tensor, torch.Tensor, float] | None = None,
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
     """Draw ``m`` architectures for each budget (ms) of ``budgets (nb,)`` (or condition row of ``budgets
     (nb, F)``: the policy's and the reward's to read), score them with ``reward``
-    and take one optimiser step on ``-(advantage x logp) - entropy x H`` (plus ``extra_loss()``).
+    and take one optimiser step on ``-(advantage x logp) - entropy x H``, plus, with ``imitate =
+    (conditions, idx, weight)``, ``weight x -mean log p(idx | conditions)`` (the draws and these rows
+    are evaluated in one pass). ``policy`` has ``draw`` and ``evaluate`` (:class:`~pnag.search.generator.Generator`).
 
     Returns the drawn index rows ``(nb * m, T)`` and rewards ``(nb, m)``."""
     if m < 2:
         raise ValueError("policy_gradient_step needs m >= 2 samples per budget (leave-one-out baseline)")
     nb = len(budgets)
     bud = budgets.repeat_interleave(m, dim=0)
-    idx, logp, ent = policy.sample(bud, generator=generator)
+    idx = policy.draw(bud, generator=generator)
     with torch.no_grad():
         r = reward(idx, bud).view(nb, m)
         adv = budget_advantages(r.double()).flatten().float()
-    loss = -(adv * logp).mean() - entropy * ent.mean()
-    if extra_loss is not None:
-        loss = loss + extra_loss()
+    n = len(idx)
+    if imitate is not None and len(imitate[1]):
+        logp, ent = policy.evaluate(torch.cat([bud, imitate[0].to(bud.dtype)]), torch.cat([idx, imitate[1]]))
+        extra = -imitate[2] * logp[n:].mean()
+    else:
+        logp, ent = policy.evaluate(bud, idx)
+        extra = 0.0
+    loss = -(adv * logp[:n]).mean() - entropy * ent[:n].mean() + extra
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()

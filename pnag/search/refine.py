@@ -9,6 +9,7 @@ import torch
 
 from .baselines import EVOLUTION_PEER, evolution_queries, evolutionary_search
 from .choice import ORIGIN_CODE
+from .indices import neighbours
 
 
 @torch.no_grad()
@@ -47,4 +48,22 @@ def refined(run, budgets: Sequence[float], cand: torch.Tensor, chosen: dict[str,
     return run.choose(budgets, both, origin, include_table=False)
 
 
-__all__ = ["refined"]
+@torch.no_grad()
+def polished(run, budgets: Sequence[float], chosen: dict[str, torch.Tensor], rounds: int) -> dict[str, torch.Tensor]:
+    """Up to ``rounds`` rounds of hill climbing: each budget's answer against its one-decision
+    neighbours, under the run's objective (origin ``refined`` where a neighbour wins); stops early
+    when no answer changes."""
+    for _ in range(rounds):
+        idx = chosen["idx"]
+        B, T = idx.shape
+        near = neighbours(run.space, idx).view(B, -1, T)
+        cand = torch.cat([idx[:, None, :], near], 1)
+        origin = torch.cat([chosen["origin"][:, None], torch.full(near.shape[:2], ORIGIN_CODE["refined"])], 1)
+        new = run.choose(budgets, cand, origin, include_table=False)
+        if torch.equal(new["idx"], idx):
+            break
+        chosen = new
+    return chosen
+
+
+__all__ = ["refined", "polished"]

@@ -239,11 +239,10 @@ class Run:
                    temperature: float = 1.0) -> torch.Tensor:
         """Generator proposals ``(len(budgets), samples, T)``: the greedy one, then ``samples - 1`` draws."""
         b = torch.as_tensor(np.asarray(budgets, dtype=np.float32))
-        greedy, _, _ = self.generator.sample(b, greedy=True)
-        out = [greedy[:, None, :]]
+        out = [self.generator.draw(b, greedy=True)[:, None, :]]
         if samples > 1:
             g = torch.Generator().manual_seed(seed)
-            drawn, _, _ = self.generator.sample(b.repeat_interleave(samples - 1), generator=g, temperature=temperature)
+            drawn = self.generator.draw(b.repeat_interleave(samples - 1), generator=g, temperature=temperature)
             out.append(drawn.view(len(b), samples - 1, -1))
         T = self.generator.T
         return canonical(self.space, torch.cat(out, 1).reshape(-1, T)).view(len(b), -1, T)
@@ -332,12 +331,13 @@ class Run:
 
     @torch.no_grad()
     def refine(self, budgets: Sequence[float], cand: torch.Tensor, chosen: dict[str, torch.Tensor],
-               generations: int) -> dict[str, torch.Tensor]:
-        """Per budget a short evolution from the candidates under the run's objective; its best replaces the
-        answer when the objective rates it higher (origin ``refined``; :func:`pnag.search.refine.refined`)."""
-        from .refine import refined
+               generations: int, polish: int = 0) -> dict[str, torch.Tensor]:
+        """Per budget a short evolution from the candidates under the run's objective, then ``polish`` rounds
+        of hill climbing over one-decision neighbours; what they find replaces the answer when the objective
+        rates it higher (origin ``refined``; :mod:`pnag.search.refine`)."""
+        from .refine import polished, refined
 
-        return refined(self, budgets, cand, chosen, generations)
+        return polished(self, budgets, refined(self, budgets, cand, chosen, generations), polish)
 
     def generate(self, budgets: Sequence[float] | float, samples: int = 1, seed: int = 0,
                  mode: str = "pnag", latency: Any = None, verify: Any = False,
@@ -352,8 +352,8 @@ class Run:
         ``mode="pnag"`` (default): the best, by the run's objective, of ``samples`` generator draws (the
         greedy one first), one-decision neighbours of the greedy draw and of the best measured
         architectures (``choice_parents``), the budget archive's elite (everything the generator stage
-        evaluated), the measured table and the fastest architecture, then
-        a short evolution per budget from those (``refine_generations``; :meth:`refine`). ``mode="generator"``: the generator's own answer, the
+        evaluated), the measured table and the fastest architecture, then a short evolution per budget
+        (``refine_generations``) and hill climbing from the answer (``polish_rounds``; :meth:`refine`). ``mode="generator"``: the generator's own answer, the
         best of its ``samples`` draws by the same objective (the fastest architecture if none fits).
         Answers are monotone in the budget among the budgets of one call (:mod:`pnag.search.choice`).
         ``verify``: with ``latency`` an ``adapted:FILE`` model, measure the answers on its device until each
@@ -389,7 +389,8 @@ class Run:
             if offer is not None and len(offer):
                 wide = torch.cat([wide, offer[None].expand(len(b), -1, -1).to(wide.dtype)], 1)
                 origin = torch.cat([origin, torch.full((len(b), len(offer)), ORIGIN_CODE["verified"])], 1)
-            chosen = self.refine(b, wide, self.choose(b, wide, origin), self.config.refine_generations)
+            chosen = self.refine(b, wide, self.choose(b, wide, origin), self.config.refine_generations,
+                                 self.config.polish_rounds)
         else:
             chosen = self.choose(b, cand, origin, include_table=False)
         return answers_of(self, b, chosen)

@@ -88,14 +88,25 @@ def _open_run_dir(config: TrainConfig, run_dir: Path) -> None:
                         "empty directory, or an earlier run to resume")
 
 
+def exact_objective(config: TrainConfig, acc_source: Any) -> bool:
+    """Whether a run's objective is exact: its accuracy source is itself a model (``ofa-predictor``,
+    ``nb201-exact:*``: no predictor is fitted) and latency comes from the source (no ``latency_samples``)."""
+    return getattr(acc_source, "model", None) is not None and not config.latency_samples
+
+
 def resolved(config: TrainConfig, accuracy: Any = None, latency: Any = None) -> tuple[TrainConfig, str]:
-    """``config`` with its MobileNetV3 input resolutions decided (see ``TrainConfig.resolutions``), and
-    a sentence saying which and why ("" for NAS-Bench-201)."""
+    """``config`` with its schedule decided (``TrainConfig.scheduled``: "fast" for an exact objective on
+    MobileNetV3, :func:`exact_objective`) and its MobileNetV3 input resolutions (see ``TrainConfig.resolutions``), and
+    a sentence saying which resolutions and why ("" for NAS-Bench-201)."""
+    probe_cfg = replace(config, resolutions=(config.resolution,)) if config.space == "mbv3" else config
+    probe = Run(Path("."), probe_cfg, accuracy, latency)
+    # NAS-Bench-201 keeps "full": there the fast schedule's generator-own regret was 0.28-0.34 points, not
+    # <= 0.05 (BENCHMARKS.md, "How the defaults were chosen")
+    config = config.scheduled(config.space == "mbv3" and exact_objective(config, probe.acc_source))
     if config.space != "mbv3":
         return config, ""
     from ..sources.latency import get_latency_source
 
-    probe = Run(Path("."), replace(config, resolutions=(config.resolution,)), accuracy, latency)
     # the latency specs first (their errors cost nothing to find), unchecked: asked below what they cover
     lats = [get_latency_source(s, probe.space, check=False) for s in probe.latencies]
     lat = lats[0] if len(lats) == 1 else _EveryDevice(lats)
@@ -185,4 +196,4 @@ def _run_stages(run: Run, progress: bool) -> Run:
     return run
 
 
-__all__ = ["train", "fit_predictors", "fit_ranker", "train_generator", "reward_fn", "RANKER_HOLDOUT"]
+__all__ = ["train", "exact_objective", "resolved", "fit_predictors", "fit_ranker", "train_generator", "reward_fn", "RANKER_HOLDOUT"]
