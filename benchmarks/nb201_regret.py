@@ -352,6 +352,15 @@ def render(problem: Problem, args, rows, notes: list[str], argv) -> str:
                 f"{np.nanmean([s['mean_regret_unseen'] for s in sc]):.3f} | "
                 f"{np.mean([o.queries_per_budget for o in outs]):,.0f} | {np.mean([o.true_lookups for o in outs]):.0f} | "
                 f"{np.mean([o.wall_s for o in outs]):.1f} |")
+    paired = []
+    for q in args.eval_budget:  # both rows hold one entry per seed, in the order of --seeds
+        a, b = rows.get(("pnag", q)), rows.get(("best-measured", q))
+        if a and b:
+            d = np.array([x["mean_regret"] for x, _ in a]) - np.array([x["mean_regret"] for x, _ in b])
+            paired.append(f"- Q={q}: pnag - best-measured, mean regret per seed: "
+                          f"{', '.join(f'{v:+.3f}' for v in d)}; mean {np.nanmean(d):+.3f} ± {np.nanstd(d):.3f} (sd)")
+    if paired:
+        lines += ["", "Paired by seed (both use the same measured cells of a seed):", *paired]
     if notes:
         lines += ["", "Notes:", *[f"- {n}" for n in notes]]
     return "\n".join(lines) + "\n"

@@ -78,6 +78,7 @@ def mbv3(args, argv) -> str:
     walls: dict[str, list] = {m: [] for m in res}
     queries: dict[str, list] = {m: [] for m in res}
     note = ""
+    origins: dict[str, int] = {}  # where pnag's answers came from (Generation.origin), all seeds and budgets
     for seed in args.seeds:
         cfg = TrainConfig(space="mbv3", accuracy="ofa-predictor", latency="lut:note10", budgets=(lo, hi), seed=seed,
                           **dict(args.set))
@@ -108,6 +109,8 @@ def mbv3(args, argv) -> str:
         schedule = {k: getattr(run.config, k) for k in SCHEDULES[run.config.schedule]}
         schedule_name = run.config.schedule
         res["pnag"].append([(g.predicted_accuracy, g.predicted_latency_ms) for g in gens])
+        for g in gens:
+            origins[g.origin] = origins.get(g.origin, 0) + 1
         res["pnag-generator"].append([(g.predicted_accuracy, g.predicted_latency_ms) for g in own])
         walls["pnag"].append(t_train + t_gen)
         walls["pnag-generator"].append(t_train + t_own)
@@ -171,7 +174,8 @@ def mbv3(args, argv) -> str:
               "imports torch._dynamo, about 1 s, paid once per process). pnag's queries: the generator stage's "
               "objective evaluations (its draws and archive mutants), plus the ranker's pool when it trains one, "
               "plus generate's (its candidates, their neighbours and the hill climbing; not for the generator's own "
-              "answer)."]
+              "answer). Where pnag's answers came from (`origin`, all budgets and seeds): "
+              + ", ".join(f"{k} {v}" for k, v in sorted(origins.items())) + "."]
     png = (args.output.with_suffix(".png") if args.output else args.output_dir / "search_quality_mbv3.png")
     if not args.no_write:
         png.parent.mkdir(parents=True, exist_ok=True)
