@@ -54,6 +54,16 @@ def test_train_says_what_the_eval_budget_measured(tmp_path, monkeypatch, capsys)
     assert re.search(r"RMSE [0-9.]+ points of top-1 %", out), out
 
 
+def test_train_names_its_schedule(tmp_path, monkeypatch, capsys):
+    syn.patch(monkeypatch.setattr)
+    lo, hi = syn.tiny_config().budgets
+    assert _train_small(monkeypatch, tmp_path / "full", lo, hi) == 0
+    assert "schedule: full (as published; reward pareto)" in capsys.readouterr().out
+    assert _train_small(monkeypatch, tmp_path / "fast", lo, hi, "--schedule", "fast") == 0
+    out = capsys.readouterr().out
+    assert "schedule: fast, for an exact objective" in out and "ranker pair accuracy" not in out, out
+
+
 def _err(capsys, argv, match):
     try:
         code = main(argv)

@@ -114,6 +114,12 @@ def cmd_train(args: argparse.Namespace) -> int:
                   for d in m["devices"]]
     if m["data"].get("resolution_note"):
         lines.append(f"input: {m['data']['resolution_note']}")
+    if run.config.schedule == "fast":
+        lines.append("schedule: fast, for an exact objective (the generator's reward is the objective itself, no "
+                     "ranker; the archive's evolution and hill climbing at generate do most of the work); "
+                     "--schedule full for the published one")
+    else:
+        lines.append(f"schedule: full (as published; reward {run.config.reward})")
     if acc:
         unit = "points of top-1 %" if m["data"].get("accuracy_unit", "%") == "%" else "score units"
         lines.append(f"accuracy predictor (held out): RMSE {acc['rmse']:.3f} {unit}, Kendall tau "
