@@ -2,7 +2,7 @@
 against single-device runs.
 
     python benchmarks/devices_generation_mbv3.py [--held-out DEV ...] [--train-devices DEV ...] [--seeds S ...]
-        [--k 10] [--serve adapted|truth] [--set FIELD=VALUE ...] [--workdir DIR] [-o FILE]
+        [--methods M ...] [--k 10] [--serve adapted|truth] [--set FIELD=VALUE ...] [--workdir DIR] [-o FILE]
 
 Setting: MobileNetV3 width 1.2, accuracy the published once-for-all predictor (``ofa-predictor``, the
 objective itself: no accuracy is measured, so answers are judged by their predicted accuracy), input
@@ -26,13 +26,20 @@ Methods:
   the training devices' tables as the prior (``pnag latency adapt --from table:help-ofa-gpu:... --target
   table:help-ofa-gpu:HELD --samples K --seed S``, the same library call); ``--serve truth``: through the
   device's true latency instead (the latency model's share of the gap);
+* ``multi-verified``: the same run served through the same ``adapted:`` model (a per-seed copy of its file:
+  verifying writes its measurements back), each answer *verified* on the device (``Run.generate(...,
+  verify=SOURCE)``, :mod:`pnag.search.verify`): "measuring" a network here is pricing it with the held-out
+  device's true latency (the judge below), the model is refitted with it and the budgets are served again
+  until each answer is a measured network within its budget; the networks measured per call are reported
+  beside the K (only with ``--serve adapted``);
 * (b) ``single``: a run trained for the held-out device alone on its true latency: the upper reference;
 * (c) ``similar``: the run of the training device whose measured log latency over the 5,000 subnets
   correlates most with the held-out device's (chosen with the full tables: the most favourable choice),
   asked at the same quantiles of its own device; its answers scored on the held-out device.
 
 Per method and device: feasible % (the answer's true latency within the budget) and the mean predicted
-accuracy of the 20 answers (feasible or not), mean over seeds. Resumable: runs and results are kept in
+accuracy of the 20 answers (feasible or not), mean over seeds; for ``multi-verified`` also the networks
+measured per call (beside the K) and the answers left unverified. Resumable: runs and results are kept in
 ``--workdir`` (under a folder named by the training settings); a re-run skips what is done. Writes
 ``benchmarks/results/devices_generation_mbv3.md`` (atomically; ``-o`` to change) and prints it.
 """
@@ -44,6 +51,7 @@ import hashlib
 import json
 import platform
 import shlex
+import shutil
 import sys
 import tempfile
 import time
@@ -64,8 +72,8 @@ from pnag.latency.validate import error_metrics  # noqa: E402
 from pnag.sources.adapt import FLOOR_FRACTION  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-METHODS = ("multi", "single", "similar")
-LABEL = {"multi": "(a) multi", "single": "(b) single", "similar": "(c) similar"}
+METHODS = ("multi", "multi-verified", "single", "similar")
+LABEL = {"multi": "(a) multi", "multi-verified": "(a') verified", "single": "(b) single", "similar": "(c) similar"}
 
 
 class Truth:
@@ -97,7 +105,8 @@ class Truth:
         """``device``'s linear model fitted to all its measured subnets, as a latency source (not a file)."""
         sp = self.sp
         src = AdaptedSource({"features": sp.features.to_dict(), "weights_ms": [float(x) for x in sp.weights[device]],
-                             "floor_ms": FLOOR_FRACTION * float(sp.lat[device].min()), "device": device})
+                             "floor_ms": FLOOR_FRACTION * float(sp.lat[device].min()), "device": device,
+                             "measured": []})  # (no network priced at a measurement: the fit alone)
         src.name = f"fit:help-ofa-gpu:{device}"
         return src
 
@@ -183,6 +192,25 @@ class Bench:
         return float(np.mean([100 * (np.median(load_adapted(p).latency_ms(self.truth.sample) / truth) - 1)
                               for p in paths]))
 
+    def verified(self, held: str, train_devices: list[str], seed: int, budgets: np.ndarray) -> dict:
+        """``multi-verified`` on one held-out device and seed: served through a fresh copy of the adapted file,
+        the answers verified with the device's true latency."""
+        run = self.multi_run(held, train_devices, seed)
+        spec, _ = self.serve_spec(held, train_devices, seed)
+        src = Path(spec.split(":", 1)[1])
+        copy = src.with_name(f"{src.stem}-verify.json")
+        shutil.copyfile(src, copy)  # verifying adds its measurements to the file: every try starts from the K
+        t = time.perf_counter()
+        try:
+            gens = run.generate(list(map(float, budgets)), samples=self.args.samples, latency=f"adapted:{copy}",
+                                verify=self.truth.sources[held])
+        except PnagError as exc:  # as for (a): a budget outside the served range
+            return {"feasible": [False] * len(budgets), "acc": [float("nan")] * len(budgets), "error": str(exc)[:200]}
+        out = self.truth.score(held, [self.truth.space.parse(g.arch) for g in gens], budgets)
+        return {**out, "generate_s": time.perf_counter() - t, "measurements": gens.measurements,
+                "unverified": sum(g.latency_is != "measured" for g in gens),
+                "origins": {o: sum(g.origin == o for g in gens) for o in sorted({g.origin for g in gens})}}
+
     def seconds(self, run) -> float:
         return float(sum(v for k, v in run.metrics["seconds"].items() if k != "total_this_session"))
 
@@ -203,19 +231,23 @@ class Bench:
             except PnagError as exc:  # a budget the served device's latency model puts outside its range
                 out = {"feasible": [False] * len(budgets), "acc": [float("nan")] * len(budgets),
                        "error": str(exc)[:200]}
-            self.save(key, {**out, "train_s": self.seconds(run), "adapt": adapt})
+            self.save(key, {**out, "train_s": self.seconds(run), "schedule": run.config.schedule, "adapt": adapt})
+        key = result_key(a, "multi-verified", held, seed)
+        if "multi-verified" in a.methods and a.serve == "adapted" and key not in self.cache:
+            self.save(key, self.verified(held, train_devices, seed, budgets))
         key = result_key(a, "single", held, seed)
         if "single" in a.methods and key not in self.cache:
             run = self.single_run(held, seed)
             gens = run.generate(list(map(float, budgets)), samples=a.samples)
-            self.save(key, {**truth.score(held, archs(gens), budgets), "train_s": self.seconds(run)})
+            self.save(key, {**truth.score(held, archs(gens), budgets), "train_s": self.seconds(run),
+                            "schedule": run.config.schedule})
         key = result_key(a, "similar", held, seed)
         if "similar" in a.methods and key not in self.cache:
             sim, corr = most_similar(held, train_devices, truth.sp.lat)
             run = self.single_run(sim, seed)
             gens = run.generate(list(map(float, truth.budgets(sim))), samples=a.samples)
-            self.save(key, {**truth.score(held, archs(gens), budgets), "train_s": self.seconds(run), "device": sim,
-                            "corr": corr})
+            self.save(key, {**truth.score(held, archs(gens), budgets), "train_s": self.seconds(run),
+                            "schedule": run.config.schedule, "device": sim, "corr": corr})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -277,8 +309,17 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-COLUMNS = [("multi feasible", ".1f"), ("single feasible", ".1f"), ("similar feasible", ".1f"), ("multi acc", ".2f"),
-           ("single acc", ".2f"), ("similar acc", ".2f"), ("a-b", "+.2f"), ("a-b feasible", "+.2f"), ("c-b", "+.2f")]
+# (value, header, format); the multi-verified columns only where that method is shown
+COLUMNS = [("multi feasible", "(a) feasible %", ".1f"), ("multi-verified feasible", "(a') feasible %", ".1f"),
+           ("single feasible", "(b) feasible %", ".1f"), ("similar feasible", "(c) feasible %", ".1f"),
+           ("multi acc", "(a) acc", ".2f"), ("multi-verified acc", "(a') acc", ".2f"), ("single acc", "(b) acc", ".2f"),
+           ("similar acc", "(c) acc", ".2f"), ("a-b", "a - b", "+.2f"), ("a-b feasible", "a - b feasible", "+.2f"),
+           ("a'-b", "a' - b", "+.2f"), ("c-b", "c - b", "+.2f"), ("measured", "(a') measured per call", ".1f")]
+
+
+def _diff(x: list[dict] | None, y: list[dict] | None) -> float:
+    """Mean over seeds of the difference of the mean accuracies of two methods' answers (points)."""
+    return np.mean([np.nanmean(u["acc"]) - np.nanmean(v["acc"]) for u, v in zip(x, y)]) if x and y else float("nan")
 
 
 def _num(v: float, spec: str) -> str:
@@ -287,7 +328,7 @@ def _num(v: float, spec: str) -> str:
 
 def result_key(args, method: str, held: str, seed: int) -> str:
     """The cache key of one method's answers on one held-out device and seed ((a) also by how it is served)."""
-    serve = ("|truth" if args.serve == "truth" else f"|adapted-k{args.k}") if method == "multi" else ""
+    serve = ("|truth" if args.serve == "truth" else f"|adapted-k{args.k}") if method.startswith("multi") else ""
     return f"{method}|{held}|{seed}{serve}"
 
 
@@ -306,6 +347,9 @@ def render(args, bench: Bench, argv) -> str:
     serve = (f"`adapted:` from K = {args.k} measured subnets (`pnag latency adapt --from` the training devices' "
              "tables `--samples K --seed SEED`)" if args.serve == "adapted" else
              "its true latency (not K measurements)")
+    verified = args.serve == "adapted" and "multi-verified" in args.methods
+    columns = [c for c in COLUMNS if verified or c[0].split()[0] not in ("multi-verified", "a'-b", "measured")]
+    schedules = sorted({r["schedule"] for r in cache.values() if "schedule" in r})
     lines = [
         "# Generation on held-out help-ofa-gpu GPU settings: one device-conditioned MobileNetV3 run against "
         "single-device runs",
@@ -317,6 +361,7 @@ def render(args, bench: Bench, argv) -> str:
         + (', '.join(args.train_devices) if args.train_devices else "the other settings of help-ofa-gpu") + ".  ",
         f"Seeds: {', '.join(map(str, args.seeds))}. MobileNetV3 w1.2, accuracy `ofa-predictor` (the objective), "
         f"{truth.res_note}. Training settings of every run: {settings}"
+        + (f" (generator schedule: {', '.join(schedules)})" if schedules else "")
         + (f"; of the multi-device run: {', '.join(f'{k}={v}' for k, v in args.multi_set)}" if args.multi_set else "")
         + f". Multi-device run trained for q{args.quantile_range[0]:g}:q{args.quantile_range[1]:g}; held-out device "
         f"served through {serve}.",
@@ -335,16 +380,22 @@ def render(args, bench: Bench, argv) -> str:
         f"Budgets: {args.budgets} per held-out device at its {100 * args.quantiles[0]:g} %.."
         f"{100 * args.quantiles[1]:g} % true-latency quantiles (over {args.quantile_samples} architectures of the "
         "searched space, seed 0). "
-        "(a) the multi-device run served on the held-out device; (b) a run trained on the held-out device's true "
+        "(a) the multi-device run served on the held-out device"
+        + ("; (a') the same, each answer verified on the device (measured, i.e. priced by its true latency, the "
+           "model refitted and the budgets served again until each answer is a measured network within its "
+           "budget: `verify=`), on a fresh copy of the adapted file per seed; (a') measured per call: networks "
+           "priced so per call of 20 budgets, beside the K, mean over seeds" if verified else "")
+        + "; (b) a run trained on the held-out device's true "
         "latency (the upper reference); (c) the run of the training device whose measured log latency correlates "
         "most with the held-out device's (over the 5,000 subnets), asked at the same quantiles of its own device. "
         "Feasible: share of budgets whose answer's true latency is within the budget; acc: mean predicted top-1 % "
         "of the 20 answers (feasible or not), mean over seeds; a - b: mean of per-seed differences (points); "
-        "a - b feasible: the same over budgets where both answers are feasible.",
+        "a - b feasible: the same over budgets where both answers are feasible"
+        + ("; a' - b: as a - b for (a')." if verified else "."),
         "",
-        "| held-out device | truth rho / MdAPE % | (a) feasible % | (b) feasible % | (c) feasible % | (a) acc "
-        "| (b) acc | (c) acc | a - b | a - b feasible | c - b | (c) device (r) | notes |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        "| held-out device | truth rho / MdAPE % | " + " | ".join(h for _, h, _ in columns)
+        + " | (c) device (r) | notes |",
+        "|---|---|" + "---:|" * len(columns) + "---|---|",
     ]
     cols: dict[str, list[float]] = {}
     for held in args.held_out:
@@ -359,16 +410,15 @@ def render(args, bench: Bench, argv) -> str:
             rs = rows[m]
             vals[f"{m} acc"] = np.mean([np.nanmean(r["acc"]) for r in rs]) if rs else float("nan")
         a, b, c = rows["multi"], rows["single"], rows["similar"]
-        vals["a-b"] = np.mean([np.nanmean(x["acc"]) - np.nanmean(y["acc"]) for x, y in zip(a, b)]) if a and b \
-            else float("nan")
+        av = rows["multi-verified"]
+        vals["a-b"], vals["a'-b"], vals["c-b"] = _diff(a, b), _diff(av, b), _diff(c, b)
+        vals["measured"] = np.mean([r.get("measurements", np.nan) for r in av]) if av else float("nan")
         both = [np.array(x["feasible"]) & np.array(y["feasible"]) for x, y in zip(a, b)] if a and b else []
         vals["a-b feasible"] = np.mean([np.mean(np.array(x["acc"])[k] - np.array(y["acc"])[k]) for x, y, k in
                                         zip(a, b, both) if k.any()]) if any(k.any() for k in both) else float("nan")
-        vals["c-b"] = np.mean([np.nanmean(x["acc"]) - np.nanmean(y["acc"]) for x, y in zip(c, b)]) if c and b \
-            else float("nan")
         for k, v in vals.items():
             cols.setdefault(k, []).append(v)
-        fmt = [_num(vals[k], spec) for k, spec in COLUMNS]
+        fmt = [_num(vals[k], spec) for k, _, spec in columns]
         sim = f"{c[0]['device']} ({c[0]['corr']:.3f})" if c else ""
         notes = []
         if a:
@@ -380,13 +430,20 @@ def render(args, bench: Bench, argv) -> str:
                 notes.append(f"adapted: rho {np.mean([x['spearman'] for x in ad]):.3f}, MdAPE "
                              f"{np.mean([x['median_abs_error_pct'] for x in ad]):.1f} % vs the 5,000 measured; "
                              f"{bench.adapted_bias(held):+.1f} % vs the true latency (median over the space)")
+        if av and verified:
+            errs = [r["error"] for r in av if "error" in r]
+            if errs:
+                notes.append(f"(a') not served on {len(errs)} seed(s): {errs[0]}")
+            unverified = sum(r.get("unverified", 0) for r in av)
+            notes.append(f"(a') at most {max(r.get('measurements', 0) for r in av)} measured per call, "
+                         f"{unverified} answer(s) not verified")
         for m in METHODS:
             ex = max((r.get("worst_excess_pct", 0.0) for r in rows[m] or []), default=0.0)
             if ex > 0:
                 notes.append(f"{LABEL[m].split()[0]} over budget by <= {ex:.1f} %")
         lines.append(f"| {held} | " + " | ".join(cells + fmt) + f" | {sim} | {'; '.join(notes)} |")
     mean = {k: np.nanmean(v) if np.isfinite(v).any() else float("nan") for k, v in cols.items()}
-    lines.append("| **mean** | | " + " | ".join(f"**{_num(mean[k], spec)}**" for k, spec in COLUMNS) + " | | |")
+    lines.append("| **mean** | | " + " | ".join(f"**{_num(mean[k], spec)}**" for k, _, spec in columns) + " | | |")
     multi = [r["train_s"] for h in args.held_out for r in _rows(args, cache, "multi", h) or []]
     single = [r["train_s"] for h in args.held_out for r in _rows(args, cache, "single", h) or []]
     if multi and single:
@@ -401,6 +458,11 @@ def render(args, bench: Bench, argv) -> str:
         if adapt and args.serve == "adapted":
             lines.append(f"- building a held-out device's adapted latency source (K = {args.k}): {np.mean(adapt):.1f} "
                          "s on average")
+        gen = [r["generate_s"] for h in args.held_out for r in _rows(args, cache, "multi-verified", h) or []
+               if "generate_s" in r]
+        if gen and verified:
+            lines.append(f"- serving the 20 budgets of a held-out device with verifying ((a'), the measurements "
+                         f"included): {np.mean(gen):.1f} s on average")
     return "\n".join(lines) + "\n"
 
 

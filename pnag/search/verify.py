@@ -106,7 +106,8 @@ def generate_verified(run, budgets: Sequence[float], latency: Any, samples: int 
         if not todo:
             break
         if progress is not False:
-            say(f"verify round {r + 1}: measuring {len(todo)} network(s) on {model.data['target']}")
+            on = model.data["target"] if measure is None else source_name(measure)
+            say(f"verify round {r + 1}: measuring {len(todo)} network(s) on {on}")
         model = add_measurements(model, todo, progress, measure)
     # not settled within the rounds or the measurements: each budget gets the best measured network within it
     view = run.for_device(model)
