@@ -27,6 +27,7 @@ from .config import TrainConfig
 from .run import Run
 from .run_files import read_config
 from .stage_lines import StageLines
+from .training import resolved
 
 DATASET = "dataset:ofa-mbv3-w1.0-imagenet"
 # synflow: Kendall tau 0.84 against measured ImageNet top-1 at about 0.4 s per network on 2 cores
@@ -199,6 +200,7 @@ def _output_folder(output: str | os.PathLike | None, config: TrainConfig) -> Pat
     output, the next free ``pnag-search-N`` is used (and said); with ``output`` given, a one-line error
     says what to pass."""
     base = Path(DEFAULT_OUTPUT if output is None else output)
+    settled: list[dict] = []  # this config as a run stores it (its schedule decided), made when first needed
 
     def clash(folder: Path) -> str:
         """'' when ``folder`` can take this run (new, or a run of these settings to resume); else why not."""
@@ -208,7 +210,9 @@ def _output_folder(output: str | os.PathLike | None, config: TrainConfig) -> Pat
             old = read_config(folder / "run").to_json()
         except PnagError as exc:
             return one_line(exc)[:80]
-        new = config.to_json()
+        if not settled:
+            settled.append(resolved(config)[0].to_json())
+        new = dict(settled[0])
         if new["resolutions"] is None:
             old["resolutions"] = None
         diff = [k for k in new if old.get(k) != new[k]]
