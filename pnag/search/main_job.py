@@ -25,9 +25,8 @@ from ..errors import DataError, PnagError, one_line
 from .answers import Generations
 from .config import TrainConfig
 from .run import Run
-from .run_files import read_config
 from .stage_lines import StageLines
-from .training import resolved
+from .training import resolved, stored_difference
 
 DATASET = "dataset:ofa-mbv3-w1.0-imagenet"
 # synflow: Kendall tau 0.84 against measured ImageNet top-1 at about 0.4 s per network on 2 cores
@@ -200,23 +199,19 @@ def _output_folder(output: str | os.PathLike | None, config: TrainConfig) -> Pat
     output, the next free ``pnag-search-N`` is used (and said); with ``output`` given, a one-line error
     says what to pass."""
     base = Path(DEFAULT_OUTPUT if output is None else output)
-    settled: list[dict] = []  # this config as a run stores it (its schedule decided), made when first needed
+    settled: list[TrainConfig] = []  # this config as a run stores it (its schedule decided), made when first needed
 
     def clash(folder: Path) -> str:
         """'' when ``folder`` can take this run (new, or a run of these settings to resume); else why not."""
         if not (folder / "run" / "config.json").exists():
             return ""
+        if not settled:
+            settled.append(resolved(config)[0])
         try:
-            old = read_config(folder / "run").to_json()
+            diff = stored_difference(folder / "run", settled[0])
         except PnagError as exc:
             return one_line(exc)[:80]
-        if not settled:
-            settled.append(resolved(config)[0].to_json())
-        new = dict(settled[0])
-        if new["resolutions"] is None:
-            old["resolutions"] = None
-        diff = [k for k in new if old.get(k) != new[k]]
-        return f"{diff[0]}={old.get(diff[0])!r}, not {new[diff[0]]!r}" if diff else ""
+        return f"{diff[0]}={diff[1]!r}, not {diff[2]!r}" if diff else ""
 
     why = clash(base)
     if not why:

@@ -3,7 +3,7 @@ shared by the run's generator stage and the per-budget policy-gradient baseline.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 
@@ -20,7 +20,7 @@ def budget_advantages(r: torch.Tensor) -> torch.Tensor:
     return adv / (adv.std(1, keepdim=True) + 1e-8)
 
 
-def policy_gradient_step(policy, opt: Any, budgets: torch.Tensor, m: int, reward: RewardFn,
+def policy_gradient_step(policy, opt: torch.optim.Optimizer, budgets: torch.Tensor, m: int, reward: RewardFn,
                          entropy: float, generator: torch.Generator | None,
                          imitate: tuple[torch.Tensor, torch.Tensor, float] | None = None,
                          ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -71,17 +71,24 @@ def train(config: TrainConfig, run_dir: str | Path, progress: bool = True, threa
         torch.set_num_threads(previous)
 
 
+def stored_difference(run_dir: Path, settled: TrainConfig) -> tuple[str, Any, Any] | None:
+    """The first setting (by name) in which the run stored in ``run_dir`` differs from ``settled``, a
+    config as :func:`train` stores it (:func:`resolved`): ``(name, stored, settled's)``; None when they
+    are the same (the run resumes)."""
+    old, new = read_config(run_dir).to_json(), settled.to_json()
+    diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    return (diff[0], old.get(diff[0]), new.get(diff[0])) if diff else None
+
+
 def _open_run_dir(config: TrainConfig, run_dir: Path) -> None:
     """Check ``run_dir`` is new, empty or a run of the same settings; raises before anything is written."""
     if run_dir.exists() and not run_dir.is_dir():
         raise PnagError(f"-o: {str(run_dir)!r} exists and is not a directory; allowed: a new or run directory")
     if (run_dir / "config.json").exists():
-        old = read_config(run_dir).to_json()
-        new = config.to_json()
-        diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        diff = stored_difference(run_dir, config)
         if diff:
-            k = diff[0]
-            raise PnagError(f"-o {str(run_dir)!r}: holds a run with {k}={old.get(k)!r}, not {new.get(k)!r}; "
+            k, was, now = diff
+            raise PnagError(f"-o {str(run_dir)!r}: holds a run with {k}={was!r}, not {now!r}; "
                             "allowed: the same settings (to resume) or another directory")
     elif run_dir.exists() and any(run_dir.iterdir()):
         raise PnagError(f"-o: {str(run_dir)!r} is a non-empty directory that is not a run; allowed: a new or "
@@ -196,4 +203,4 @@ def _run_stages(run: Run, progress: bool) -> Run:
     return run
 
 
-__all__ = ["train", "exact_objective", "resolved", "fit_predictors", "fit_ranker", "train_generator", "reward_fn", "RANKER_HOLDOUT"]
+__all__ = ["train", "exact_objective", "resolved", "stored_difference", "fit_predictors", "fit_ranker", "train_generator", "reward_fn", "RANKER_HOLDOUT"]
