@@ -18,6 +18,10 @@ the budget - the chosen cell's, points, over feasible choices). Methods:
       --serve-spec 'adapted:{workdir}/{device}-k{k}-s{seed}.json' --adapt-cmd 'python3 -m pnag latency adapt
       --from {train} --target nb201:{device} --samples {k} --seed {seed} -o {workdir}/{device}-k{k}-s{seed}.json'
 
+* ``multi-verified``: the same run with ``--verify`` (needs an ``adapted:`` serving spec): answers measured on the
+  device (a look-up of its table) until each is a measured network within its budget (``--max-measurements``);
+* ``multi-searched``: the same, and the measurements left up to ``--search-measurements`` (default 200) search for
+  better networks (``pnag generate --verify --max-measurements N``);
 * ``multi-generator``: the same run's generator alone (``mode="generator"``, ``--generator-samples`` draws);
 * ``single``: a run trained for the held-out device alone on its full table (``nb201_regret.run_pnag``):
   the upper reference;
@@ -56,7 +60,7 @@ from pnag.errors import PnagError  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 HELP_TEST = ("titan_rtx_256", "gold_6226", "fpga", "pixel2", "raspi4", "eyeriss")  # HELP's NB201 test devices
-METHODS = ("multi", "multi-verified", "multi-generator", "single", "similar", "similar-served")
+METHODS = ("multi", "multi-verified", "multi-searched", "multi-generator", "single", "similar", "similar-served")
 
 
 def nb201_devices() -> list[str]:
@@ -180,7 +184,8 @@ class Bench:
         self.one_single(dataset, held, seed, train_devices, tables)
 
     def one_multi(self, dataset: str, held: str, seed: int, train_devices: list[str]) -> None:
-        """The multi-device run's answers (``multi``, ``multi-generator``) on one held-out device."""
+        """The multi-device run's answers (``multi``, ``multi-generator``, ``multi-verified``, ``multi-searched``) on
+        one held-out device."""
         a = self.args
         prob = self.problem(dataset, held)
         budgets = list(map(float, prob.budgets))
@@ -202,19 +207,26 @@ class Bench:
                                           "serve": spec, "origins": origins})
             own = run.generate(budgets, samples=a.generator_samples, latency=spec, mode="generator")
             record("multi-generator", codes(own), {"train_s": self.train_seconds(run), "serve": spec})
-        if not done("multi-verified") and spec_file(self.serve_spec(held, seed)[0]):
-            # answers measured on the device until each is a measured network within its budget; on a copy of
-            # the adapted file (verifying adds its measurements to the file)
-            run = self.multi_run(dataset, seed, train_devices)
-            src = spec_file(self.serve_spec(held, seed)[0])
-            copy = src.with_name(f"{src.stem}-verify-{dataset}.json")
-            shutil.copyfile(src, copy)
-            t = time.perf_counter()
-            gens = run.generate(budgets, samples=a.samples, latency=f"adapted:{copy}", verify=True)
-            origins = {o: sum(g.origin == o for g in gens) for o in sorted({g.origin for g in gens})}
-            record("multi-verified", codes(gens), {"generate_s": time.perf_counter() - t, "origins": origins,
-                                                   "measurements": gens.measurements,
-                                                   "unverified": sum(g.latency_is != "measured" for g in gens)})
+        # answers measured on the device until each is a measured network within its budget (multi-verified), and
+        # then a search with the measurements left (multi-searched)
+        for method, cap in (("multi-verified", a.max_measurements), ("multi-searched", a.search_measurements)):
+            if not done(method) and spec_file(self.serve_spec(held, seed)[0]):
+                self.verified(method, cap, dataset, held, seed, train_devices, budgets, record, codes)
+
+    def verified(self, method: str, cap, dataset: str, held: str, seed: int, train_devices: list[str], budgets,
+                 record, codes) -> None:
+        """One ``--verify`` call on a copy of the adapted file (verifying adds its measurements to the file)."""
+        run = self.multi_run(dataset, seed, train_devices)
+        src = spec_file(self.serve_spec(held, seed)[0])
+        copy = src.with_name(f"{src.stem}-{method}-{dataset}.json")
+        shutil.copyfile(src, copy)
+        t = time.perf_counter()
+        gens = run.generate(budgets, samples=self.args.samples, latency=f"adapted:{copy}", verify=True,
+                            max_measurements=cap)
+        origins = {o: sum(g.origin == o for g in gens) for o in sorted({g.origin for g in gens})}
+        record(method, codes(gens), {"generate_s": time.perf_counter() - t, "origins": origins,
+                                     "measurements": gens.measurements,
+                                     "unverified": sum(g.latency_is != "measured" for g in gens)})
 
     def one_single(self, dataset: str, held: str, seed: int, train_devices: list[str], tables) -> None:
         """The single-device methods (``single``, ``similar``, ``similar-served``) on one held-out device."""
@@ -272,6 +284,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--probes", type=float, nargs="*", default=None, metavar="F",
                    help="multi-verified: the probes' multiples of the model's error (default: pnag's, "
                         "pnag.search.verify.PROBES; none: no probes)")
+    p.add_argument("--max-measurements", type=int, default=None, metavar="N",
+                   help="multi-verified: the most networks one call measures (default: pnag's, 4 per budget)")
+    p.add_argument("--search-measurements", type=int, default=200, metavar="N",
+                   help="multi-searched: the most networks one call measures, those left once the answers are "
+                        "settled searching for better ones (default 200)")
+    p.add_argument("--search-gain", type=float, default=None, metavar="G",
+                   help="multi-searched: the least expected gain (points) the search measures for (default: pnag's, "
+                        "pnag.search.verify.SEARCH_GAIN)")
     p.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "pnag-devices-generation"))
     p.add_argument("--timing", action="store_true",
                    help="also train, one after the other in fresh directories, a single-device run, the multi-device "
@@ -285,6 +305,10 @@ def main(argv: list[str] | None = None) -> int:
         from pnag.search import verify
 
         verify.PROBES = tuple(args.probes)
+    if args.search_gain is not None:
+        from pnag.search import verify
+
+        verify.SEARCH_GAIN = args.search_gain
     known = nb201_devices()
     unknown = [d for d in args.held_out + (args.train_devices or []) if d not in known]
     if unknown:
@@ -359,11 +383,11 @@ def render(args, cache: dict, train_devices: list[str], argv) -> str:
                     note = f"{rs[0]['device']} (r = {rs[0]['corr']:.3f})" if "corr" in rs[0] else rs[0]["device"]
                     errs = [r["error"] for r in rs if "error" in r]
                     note += f"; not served: {errs[0]}" if errs else ""
-                if m == "multi-verified":
+                if m in ("multi-verified", "multi-searched"):
                     meas = [r["measurements"] for r in rs]
                     note = (f"{np.mean(meas):.1f} measurements per call beside the K (at most {max(meas)}); "
                             f"answers not verified: {sum(r['unverified'] for r in rs)}; ")
-                if m in ("multi", "multi-verified"):
+                if m in ("multi", "multi-verified", "multi-searched"):
                     origins: dict[str, int] = {}
                     for r in rs:
                         for k, v in r["origins"].items():

@@ -31,7 +31,8 @@ Methods:
   verify=SOURCE)``, :mod:`pnag.search.verify`): "measuring" a network here is pricing it with the held-out
   device's true latency (the judge below), the model is refitted with it and the budgets are served again
   until each answer is a measured network within its budget; the networks measured per call are reported
-  beside the K (only with ``--serve adapted``);
+  beside the K (only with ``--serve adapted``); with ``--max-measurements N`` the call measures at most N, those
+  left once the answers are settled searching for better networks (``pnag generate --verify --max-measurements``);
 * (b) ``single``: a run trained for the held-out device alone on its true latency: the upper reference;
 * (c) ``similar``: the run of the training device whose measured log latency over the 5,000 subnets
   correlates most with the held-out device's (chosen with the full tables: the most favourable choice),
@@ -204,7 +205,7 @@ class Bench:
         t = time.perf_counter()
         try:
             gens = run.generate(list(map(float, budgets)), samples=self.args.samples, latency=f"adapted:{copy}",
-                                verify=self.truth.sources[held])
+                                verify=self.truth.sources[held], max_measurements=self.args.max_measurements)
         except PnagError as exc:  # as for (a): a budget outside the served range
             return {"feasible": [False] * len(budgets), "acc": [float("nan")] * len(budgets), "error": str(exc)[:200]}
         out = self.truth.score(held, [self.truth.space.parse(g.arch) for g in gens], budgets)
@@ -276,6 +277,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--resolutions", type=int, nargs="+", default=None,
                    help="input resolutions searched (default: those both ofa-predictor and the latency models cover)")
     p.add_argument("--samples", type=int, default=1, help="generate --samples K")
+    p.add_argument("--max-measurements", type=int, default=None, metavar="N",
+                   help="multi-verified: the most networks one call measures, those left once the answers are settled "
+                        "searching for better ones (pnag generate --verify --max-measurements N; default: pnag's, 4 "
+                        "per budget and no search)")
     p.add_argument("--set", type=_setting, action="append", default=[], metavar="FIELD=VALUE",
                    help="a TrainConfig field of every run (repeatable)")
     p.add_argument("--multi-set", type=_setting, action="append", default=[], metavar="FIELD=VALUE",
@@ -331,7 +336,8 @@ def _num(v: float, spec: str) -> str:
 def result_key(args, method: str, held: str, seed: int) -> str:
     """The cache key of one method's answers on one held-out device and seed ((a) also by how it is served)."""
     serve = ("|truth" if args.serve == "truth" else f"|adapted-k{args.k}") if method.startswith("multi") else ""
-    return f"{method}|{held}|{seed}{serve}"
+    cap = f"|m{args.max_measurements}" if method == "multi-verified" and args.max_measurements is not None else ""
+    return f"{method}|{held}|{seed}{serve}{cap}"
 
 
 def _rows(args, cache: dict, method: str, held: str) -> list[dict] | None:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from pnag.cli import main
 from pnag.errors import DataError, PnagError
-from pnag.latency.adapt import LatencyFeatures, adapted_weights, choose_networks
+from pnag.latency.adapt import LatencyFeatures, adapted_weights, choose_networks, loo_latency
 from pnag.latency.adapted import load_adapted
 from pnag.latency.base import FunctionSource
 from pnag.latency.validate import error_metrics
@@ -59,6 +59,23 @@ def test_a_synthetic_family_is_recovered_from_few_measurements(features):
     base = features.of_archs(test) @ prior.mean
     scaled = base * np.median(truth / base)
     assert error_metrics(scaled, truth)["max_abs_error_pct"] > 5.0
+
+
+def test_the_closed_form_leave_one_out_matches_refitting_without_each_network():
+    """``loo_latency`` (one solve) against refitting ``adapted_weights`` without each measured network: equal up to
+    the target's relative speed, which the closed form holds at its value over all networks."""
+    features = LatencyFeatures("nb201")
+    train, (target, _) = _synthetic_family(features, n_train=6, seed=2)
+    generic = generic_networks(features)
+    prior = training_prior(train, [s.name for s in train], features, generic, progress=False)
+    archs = NB201Space().sample(40, seed=3)
+    X = features.of_archs(archs)
+    y = target.latency_ms(archs) * np.exp(np.random.default_rng(4).normal(0, 0.1, len(archs)))  # 10 % noise
+    refit = np.array([X[i] @ adapted_weights(prior, np.delete(X, i, 0), np.delete(y, i)) for i in range(len(y))])
+    loo = loo_latency(prior, X, y)
+    np.testing.assert_allclose(loo, refit, rtol=0.01)
+    fitted = X @ adapted_weights(prior, X, y)  # in-sample, each network's own measurement included: not the same
+    assert np.abs(np.log(loo / fitted)).max() > 0.01
 
 
 def test_the_choice_depends_on_the_training_devices_not_on_the_target(use_mirror):

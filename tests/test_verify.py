@@ -2,6 +2,7 @@
 through a model adapted from a few measurements gets answers measured on it until each fits its budget."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -132,3 +133,67 @@ def test_any_latency_source_can_do_the_measuring(served, tmp_path):
     gens = run.generate(budgets, latency=f"adapted:{path}", verify=Device())
     assert len(asked) == gens.measurements > 0
     assert all(true[tab.index_of(g.arch)] <= g.budget + 1e-9 and g.latency_is == "measured" for g in gens)
+
+
+def test_chance_within_follows_the_model_errors():
+    from pnag.search.verify import chance_within
+
+    errors = np.random.default_rng(0).normal(0.0, 0.1, 400)  # the model's log errors: unbiased, sd 0.1
+    ratio = torch.tensor([-0.3, -0.1, 0.0, 0.1, 0.3], dtype=torch.float64)  # log(model price / budget)
+    p = chance_within(ratio, errors).numpy()
+    assert np.all(np.diff(p) < 0)  # priced further over the budget: less likely to fit
+    assert p[2] == pytest.approx(0.5, abs=0.05) and p[0] > 0.99 and p[-1] < 0.01
+    # a model that over-prices every network by 20 %: one priced 10 % over its budget most likely fits
+    assert chance_within(torch.tensor([0.1], dtype=torch.float64), np.full(50, np.log(1.2)))[0] > 0.99
+
+
+def test_expected_gain_counts_what_a_network_may_add_within_each_budget():
+    from pnag.search.verify import expected_gain
+
+    budgets = torch.tensor([10.0, 20.0], dtype=torch.float64)
+    scores = torch.tensor([[60.0, 60.0],    # measured, fits both: the best measured of either budget
+                           [65.0, 65.0],    # priced at 10 ms: may fit 10 ms (about half), surely fits 20 ms
+                           [59.0, 59.0],    # below what both budgets have: adds nothing
+                           [70.0, 70.0],    # priced at 40 ms: fits neither
+                           [80.0, 80.0]], dtype=torch.float64)  # measured, over both budgets: known, adds nothing
+    latency = torch.tensor([9.0, 10.0, 5.0, 40.0, 30.0], dtype=torch.float64)
+    measured = torch.tensor([True, False, False, False, True])
+    errors = np.random.default_rng(1).normal(0.0, 0.05, 200)
+    gain = expected_gain(scores, latency, measured, budgets, errors).numpy()
+    assert gain[0] == 0 and gain[2] == 0 and gain[4] == 0
+    assert gain[1] == pytest.approx(5 * 0.5 + 5 * 1.0, abs=0.3)
+    assert 0 <= gain[3] < 1e-3
+    # budgets that nothing measured fits: a network that may fit gains against the pool's least objective (59)
+    none_fit = expected_gain(scores, latency, torch.zeros(5, dtype=torch.bool), budgets, errors).numpy()
+    assert none_fit[1] == pytest.approx(6 * 0.5 + 6 * 1.0, abs=0.3) and none_fit[2] == 0
+
+
+def test_the_search_spends_the_measurements_given_and_stops_where_nothing_is_expected(served, tmp_path, monkeypatch):
+    run, d, tab = served
+    from pnag.search import verify
+
+    true = tab.latency("pixel2")
+    budgets = [float(b) for b in np.quantile(true, [0.2, 0.4, 0.6, 0.8])]
+
+    def verified(name, cap, gain):
+        monkeypatch.setattr(verify, "SEARCH_GAIN", gain)
+        path = tmp_path / name
+        path.write_bytes((d / "pixel2.json").read_bytes())
+        gens = run.generate(budgets, latency=f"adapted:{path}", verify=True, max_measurements=cap)
+        assert all(true[tab.index_of(g.arch)] <= g.budget + 1e-9 and g.latency_is == "measured" for g in gens)
+        return gens.measurements
+
+    settled = verified("plain.json", None, 0.0)  # no max_measurements: no search
+    assert verified("none-expected.json", 200, math.inf) == settled  # nothing reaches the gain asked: no search
+    assert verified("spent.json", settled + 7, 0.0) == settled + 7  # every gain counts: all 7 more are spent
+    assert verified("capped.json", 2, 0.0) <= 2
+
+
+def test_cli_max_measurements_needs_verify(served, capsys):
+    _, d, _ = served
+    args = ["generate", "--run", str(d / "run"), "--latency", "nb201:fpga", "--budgets", "q0.5"]
+    assert main(args + ["--max-measurements", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "--max-measurements: 5 without --verify" in err and "Traceback" not in err
+    assert main(args + ["--verify", "--max-measurements", "-1"]) == 2
+    assert "--max-measurements: -1 is not allowed; allowed: an integer in 0..10000" in capsys.readouterr().err

@@ -9,9 +9,9 @@ from ..errors import BudgetError, PnagError
 from ..predict.mlp import PRESETS, TARGETS
 from ..search.config import SCHEDULES, parse_budget_range
 from ..search.rewards import REWARDS
-from ._common import (ACCURACY_HELP, LATENCY_HELP, MAX_ARCH_SAMPLES, MAX_DRAWS, ascii_float, check_draws,
-                      check_output_path, non_negative_int, positive_int, print_json, removed_on_error, seed_int, table,
-                      threads_int)
+from ._common import (ACCURACY_HELP, LATENCY_HELP, MAX_ARCH_SAMPLES, MAX_DRAWS, MAX_MEASURED, ascii_float,
+                      check_draws, check_output_path, non_negative_int, positive_int, print_json, removed_on_error,
+                      seed_int, table, threads_int)
 
 
 def parse_budget_list(text: str, what: str = "--budgets") -> list[float]:
@@ -146,6 +146,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if args.csv is not None:
         check_output_path(args.csv, "--csv")
     run = Run.load(args.run)
+    if args.max_measurements is not None and not args.verify:
+        raise PnagError(f"--max-measurements: {args.max_measurements} without --verify; allowed: with --verify (it "
+                        "caps the networks measured on the device)")
     if args.verify:
         from ..search.verify import adapted_model
 
@@ -154,8 +157,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if quantiles:
         budgets = [float(b) for b in view.quantile_budgets(budgets, args.latency)]
     mode = "generator" if args.generator_only else "pnag"
-    gens = run.generate(budgets, samples=args.samples, seed=args.seed, mode=mode, latency=args.latency, verify=True) \
-        if args.verify else view.generate(budgets, samples=args.samples, seed=args.seed, mode=mode)
+    if args.verify:
+        gens = run.generate(budgets, samples=args.samples, seed=args.seed, mode=mode, latency=args.latency, verify=True,
+                            max_measurements=args.max_measurements)
+    else:
+        gens = view.generate(budgets, samples=args.samples, seed=args.seed, mode=mode)
     if args.csv is not None:
         gens.to_csv(args.csv)
     if args.json:
@@ -267,6 +273,11 @@ def register(sub) -> None:
                    help="with --latency adapted:FILE: measure the answers on the model's device (its target), "
                         "refit the model and serve again until every answer is a measured network within its "
                         "budget; the measurements are added to FILE")
+    g.add_argument("--max-measurements", type=non_negative_int("--max-measurements", MAX_MEASURED), default=None,
+                   metavar="N", help="with --verify: measure at most N networks on the device in this call, those "
+                                     "left once the answers are settled searching for better ones where a network "
+                                     "the model prices over a budget may truly fit it (default: 4 per budget, no "
+                                     "search)")
     g.add_argument("--json", action="store_true")
     g.add_argument("--csv", metavar="FILE", default=None,
                    help="also write the answers to FILE as CSV: the printed table's columns (accuracy_is and "

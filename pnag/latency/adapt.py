@@ -251,9 +251,10 @@ def choose_networks(prior: DevicePrior, features: LatencyFeatures, candidates: S
     return [candidates[pool[i]] for i in picked]
 
 
-def adapted_weights(prior: DevicePrior, features: np.ndarray, latency_ms: np.ndarray) -> np.ndarray:
-    """Posterior-mean weights ``w (p,)`` (ms) of the target from its measured ``latency_ms (K,)`` at
-    ``features (K, p)``: ``features_of(x) @ w`` is its predicted latency (ms)."""
+def _posterior(prior: DevicePrior, features: np.ndarray, latency_ms: np.ndarray):
+    """The terms of :func:`adapted_weights`: ``s`` (the target's speed relative to the prior mean), ``base``
+    (each row's latency under the prior mean, ms), row weights ``wts``, weighted features ``Xw``, weighted
+    residuals ``r`` and their Gram matrix ``G``."""
     X, y = np.asarray(features, np.float64), np.asarray(latency_ms, np.float64)
     if len(y) != len(X) or len(y) == 0:
         raise PnagError(f"measurements: {len(y)} latencies for {len(X)} networks; allowed: one per network, >= 1")
@@ -268,9 +269,26 @@ def adapted_weights(prior: DevicePrior, features: np.ndarray, latency_ms: np.nda
     wts = 1.0 / yt  # relative noise: each row's error counts as a fraction of its latency
     Xw, r = X * wts[:, None], (yt - base) * wts
     G = Xw @ prior.cov @ Xw.T + prior.sigma ** 2 * np.eye(len(y))
+    return s, base, wts, Xw, r, G
+
+
+def adapted_weights(prior: DevicePrior, features: np.ndarray, latency_ms: np.ndarray) -> np.ndarray:
+    """Posterior-mean weights ``w (p,)`` (ms) of the target from its measured ``latency_ms (K,)`` at
+    ``features (K, p)``: ``features_of(x) @ w`` is its predicted latency (ms)."""
+    s, _, _, Xw, r, G = _posterior(prior, features, latency_ms)
     theta = prior.mean + prior.cov @ Xw.T @ np.linalg.solve(G, r)
     return s * theta
 
 
+def loo_latency(prior: DevicePrior, features: np.ndarray, latency_ms: np.ndarray) -> np.ndarray:
+    """Each measured network's latency (ms) as :func:`adapted_weights` fitted to the others predicts it, with
+    the target's relative speed held at its value over all of them (the closed form of a Gaussian process's
+    leave-one-out mean: one solve, not one per network)."""
+    s, base, wts, _, r, G = _posterior(prior, features, latency_ms)
+    Ginv = np.linalg.inv(G)
+    r_loo = r - (Ginv @ r) / np.diag(Ginv)
+    return s * (base + r_loo / wts)
+
+
 __all__ = ["LatencyFeatures", "DevicePrior", "device_weights", "device_prior", "choose_samples", "choose_networks",
-           "adapted_weights", "draw_pool", "DELTA", "ALPHA", "SIGMA", "RIDGE", "POOL"]
+           "adapted_weights", "loo_latency", "draw_pool", "DELTA", "ALPHA", "SIGMA", "RIDGE", "POOL"]

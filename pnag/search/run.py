@@ -341,7 +341,7 @@ class Run:
 
     def generate(self, budgets: Sequence[float] | float, samples: int = 1, seed: int = 0,
                  mode: str = "pnag", latency: Any = None, verify: Any = False,
-                 offer: torch.Tensor | None = None) -> Generations:
+                 offer: torch.Tensor | None = None, max_measurements: int | None = None) -> Generations:
         """For each budget (ms) the chosen architecture, as :class:`~pnag.search.answers.Generations` (a list
         of :class:`Generation`, with ``to_frame()`` and ``to_csv(path)``).
 
@@ -358,14 +358,15 @@ class Run:
         Answers are monotone in the budget among the budgets of one call (:mod:`pnag.search.choice`).
         ``verify``: with ``latency`` an ``adapted:FILE`` model, measure the answers on its device until each
         is a measured network within its budget (:mod:`pnag.search.verify`; a latency source in place of True
-        measures instead of the model's target); ``offer``: decision indices
+        measures instead of the model's target; ``max_measurements``: the most networks it measures, default 4 per
+        budget, which settle the answers and then search for better ones); ``offer``: decision indices
         ``(M, T)`` offered at every budget beside the candidates (origin ``verified``; mode ``pnag``).
         """
         if verify:
             from .verify import generate_verified
 
             return generate_verified(self, budgets, latency, samples, seed, mode,
-                                     measure=None if verify is True else verify)
+                                     measure=None if verify is True else verify, max_measurements=max_measurements)
         if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
             raise PnagError(f"--samples: {samples!r}; allowed: an integer >= 1")
         if mode not in ANSWER_MODES:

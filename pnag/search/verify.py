@@ -18,10 +18,22 @@ unmeasured. Where they do not settle within ``rounds`` rounds or ``per_budget`` 
 (on average; the answers are measured before the probes), each budget gets the best measured network
 within it, by the run's objective (origin ``verified``; the fastest architecture, unmeasured, where no
 measured one fits). The file keeps every measurement, so a later call starts from a better model.
+
+Given ``max_measurements`` (``pnag generate --verify --max-measurements N``), the measurements left once the
+answers are settled (or the rounds spent) *search*: a network the model prices over a budget may truly fit it.
+On a phone the model errs by 10-15 % on each network, an error that the network's neighbours do not share
+(``benchmarks/results/devices_residuals.md``), so no model finds such a network and only measuring does. Each
+search step measures the networks of a pool (every architecture of a space small enough to list, else the
+answers at budgets enlarged up to :data:`LADDER` x the model's error) with the highest *expected gain*: summed
+over the budgets, the objective above the budget's best measured network within it, times the chance that the
+network fits (:func:`chance_within`: the model's leave-one-out log errors, smoothed, tell how far off its price
+may be); then the answers are served again. The search ends when no network's expected gain reaches
+:data:`SEARCH_GAIN` points or the measurements are spent.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Any, Sequence
 
@@ -32,16 +44,23 @@ from .._progress import say
 from ..errors import PnagError
 from ..latency.adapted import AdaptedSource
 from ..sources import get_latency_source, source_name
-from ..sources.adapt import add_measurements, loo_error
+from ..sources.adapt import add_measurements, loo_error, loo_ratios
 from .answers import Generations, answers_of
 from .choice import ORIGIN_CODE
+from .indices import canonical, index_keys
 
 ROUNDS = 8  # at most this many rounds of measuring the answers and serving again
 # probes: the budgets enlarged by these multiples of the model's error (chosen over none, (1,), (0.5, 1) and (1, 2)
 # on NAS-Bench-201 devices outside HELP's test split, seed 10: benchmarks/results/tuning/verify_probes_*.md; answers
 # chosen under the model's latency x (1 + its error) instead were worse there, and were not kept)
 PROBES = (0.5, 1.0)
-PER_BUDGET = 4  # at most this many networks measured per budget asked, on average
+PER_BUDGET = 4  # at most this many networks measured per budget asked, on average (default of max_measurements)
+# points: the search measures a network only if its expected gain (module docstring) reaches this; 0.01 over 0.05
+# (which stopped on a phone after 47 measurements, its answers no better), on NAS-Bench-201 devices outside HELP's
+# test split, seed 10: benchmarks/results/tuning/verify_search_*.md
+SEARCH_GAIN = 0.01
+LADDER = (0.25, 0.5, 1.0, 1.5, 2.0)  # search pool on a space too large to list: budgets x (1 + these x the error)
+SCALE_FLOOR = 1e-3  # the least log-latency scale the search assumes (a model exact on what it measured)
 
 
 def adapted_model(latency: Any) -> AdaptedSource:
@@ -74,20 +93,28 @@ def _new(model: AdaptedSource, archs: list) -> list:
 
 def generate_verified(run, budgets: Sequence[float], latency: Any, samples: int = 1, seed: int = 0,
                       mode: str = "pnag", rounds: int = ROUNDS, per_budget: int = PER_BUDGET,
-                      progress: bool | None = None, measure: Any = None) -> Generations:
+                      progress: bool | None = None, measure: Any = None,
+                      max_measurements: int | None = None) -> Generations:
     """:meth:`pnag.search.Run.generate` for the device of the adapted model ``latency``, each answer
-    measured on the device until it is a measured network within its budget (module docstring). ``measure``:
-    the latency source that measures (a spec or an object with ``latency_ms(archs)``; default the model's
-    ``target``). The returned :class:`Generations` carry ``measurements``: how many networks this call
-    measured."""
+    measured on the device until it is a measured network within its budget, then a search for better ones
+    (module docstring). ``measure``: the latency source that measures (a spec or an object with
+    ``latency_ms(archs)``; default the model's ``target``). ``max_measurements``: the most networks this call
+    measures, those left after the answers settle searching for better ones (default: ``per_budget`` x the
+    budgets, and no search). The returned :class:`Generations` carry ``measurements``: how many networks this
+    call measured."""
     for name, v in (("verify rounds", rounds), ("verify measurements per budget", per_budget)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise PnagError(f"{name}: {v!r}; allowed: an integer >= 1")
+    if max_measurements is not None and (isinstance(max_measurements, bool) or not isinstance(max_measurements, int)
+                                         or max_measurements < 0):
+        raise PnagError(f"--max-measurements: {max_measurements!r}; allowed: an integer >= 0")
     model = adapted_model(latency)
     start = len(model.measured_ms)
     b = np.atleast_1d(np.asarray(budgets, dtype=np.float64))
-    cap = per_budget * len(b)
-    for r in range(rounds):
+    cap = per_budget * len(b) if max_measurements is None else max_measurements
+    search = _Search(b, samples, seed) if mode == "pnag" and max_measurements is not None else None
+    r = 0
+    while True:
         view = run.for_device(model)
         offer = _offer(view, model) if mode == "pnag" else None
         gens = view.generate(b, samples=samples, seed=seed, mode=mode, offer=offer)
@@ -98,16 +125,25 @@ def generate_verified(run, budgets: Sequence[float], latency: Any, samples: int 
                 probe = np.minimum(b * (1 + f * u), view.budget_range[1])
                 probes += [g.arch for g in view.generate(probe, samples=samples, seed=seed, mode=mode, offer=offer)]
             probes = [a for a in _new(model, probes) if a not in answers]
-        if not answers and not probes:
-            return _labelled(gens, model, start)
         left = cap - (len(model.measured_ms) - start)
-        # the answers first; probes only while a measurement per budget stays for the answers of later rounds
-        todo = answers[:left] + probes[:max(0, left - len(answers) - len(b))]
-        if not todo:
-            break
+        settled = not answers and not probes
+        if settled or r == rounds:  # settled, or out of rounds: search with the measurements left
+            todo = search.step(view, model, left) if search is not None and left > 0 else []
+            if not todo:
+                if settled:
+                    return _labelled(gens, model, start)
+                break
+            what = "searching"
+        else:
+            r += 1
+            # the answers first; probes only while a measurement per budget stays for the answers of later rounds
+            todo = answers[:left] + probes[:max(0, left - len(answers) - len(b))]
+            if not todo:
+                break
+            what = f"round {r}"
         if progress is not False:
             on = model.data["target"] if measure is None else source_name(measure)
-            say(f"verify round {r + 1}: measuring {len(todo)} network(s) on {on}")
+            say(f"verify {what}: measuring {len(todo)} network(s) on {on}")
         model = add_measurements(model, todo, progress, measure)
     # not settled within the rounds or the measurements: each budget gets the best measured network within it
     view = run.for_device(model)
@@ -120,6 +156,71 @@ def generate_verified(run, budgets: Sequence[float], latency: Any, samples: int 
     return _labelled(answers_of(view, b, chosen), model, start)
 
 
+def loo_log_errors(model: AdaptedSource) -> np.ndarray:
+    """``log(predicted / measured)`` of each measured network, predicted by the model refitted without it."""
+    return np.log(loo_ratios(model, exact=False))
+
+
+def chance_within(log_ratio: torch.Tensor, errors: np.ndarray) -> torch.Tensor:
+    """The chance that a network the model prices at ``log_ratio`` (``log(model / budget)``, any shape) truly
+    fits the budget: its log error exceeds ``log_ratio``, the errors distributed as a normal kernel density
+    over ``errors`` (leave-one-out log errors; bandwidth by Silverman's rule, at least :data:`SCALE_FLOOR`)."""
+    e = torch.as_tensor(errors, dtype=torch.float64)
+    h = max(1.06 * float(e.std()) * len(e) ** -0.2 if len(e) > 1 else 0.0, SCALE_FLOOR)
+    return torch.special.ndtr((e - log_ratio.unsqueeze(-1)) / h).mean(-1)
+
+
+def expected_gain(scores: torch.Tensor, latency: torch.Tensor, measured: torch.Tensor, budgets: torch.Tensor,
+                  errors: np.ndarray) -> torch.Tensor:
+    """Per network of a pool, what measuring it is expected to add (points, summed over the budgets): for each
+    budget, its objective above the budget's best measured network within it (the pool's least objective where
+    none fits), times the chance that it fits (:func:`chance_within`, with the model's leave-one-out log
+    ``errors``).
+
+    ``scores (N, G)``: the objective under each budget ``budgets (G,)`` ms; ``latency (N,)`` ms (the measurement
+    where ``measured (N,)``); measured networks gain 0."""
+    fits = latency[:, None] <= budgets[None, :] + 1e-9
+    best = torch.where(measured[:, None] & fits, scores, torch.tensor(-math.inf, dtype=scores.dtype)).max(0).values
+    best = torch.where(torch.isfinite(best), best, scores.min(0).values)
+    gain = (scores - best[None, :]).clamp_min(0)
+    some = ~measured & (gain > 0).any(1)  # only these need the chance
+    out = torch.zeros(len(scores), dtype=torch.float64)
+    ratio = latency[some].clamp_min(1e-12).log()[:, None] - budgets.log()[None, :]
+    out[some] = (chance_within(ratio, errors) * gain[some]).sum(1)
+    return out
+
+
+class _Search:
+    """The search steps of one :func:`generate_verified` call (module docstring): its pool, built once."""
+
+    def __init__(self, budgets: np.ndarray, samples: int, seed: int):
+        self.b, self.samples, self.seed = budgets, samples, seed
+        self.pool: torch.Tensor | None = None
+
+    def _pool(self, view, model: AdaptedSource) -> torch.Tensor:
+        space = view.space
+        if callable(getattr(space, "all_archs", None)):  # a space small enough to list (NAS-Bench-201)
+            return torch.as_tensor(np.stack([space.to_indices(a) for a in space.all_archs()]))
+        u = loo_error(model)
+        wide = np.minimum(self.b[:, None] * (1 + np.asarray(LADDER)[None, :] * u), view.budget_range[1]).ravel()
+        gens = view.generate(wide, samples=self.samples, seed=self.seed, offer=_offer(view, model))
+        return torch.as_tensor(np.stack([space.to_indices(space.parse(g.arch)) for g in gens]))
+
+    def step(self, view, model: AdaptedSource, left: int) -> list:
+        """The networks to measure next (text forms; empty: the search is over)."""
+        if self.pool is None:
+            self.pool = canonical(view.space, self._pool(view, model))
+        bt = torch.as_tensor(self.b)
+        scores, lat = view.objective(self.pool, bt)
+        known = set(index_keys(canonical(view.space, _offer(view, model))))
+        measured = torch.tensor([k in known for k in index_keys(self.pool)], dtype=torch.bool)
+        gain = expected_gain(scores.double(), lat.double(), measured, bt, loo_log_errors(model))
+        order = torch.argsort(gain, descending=True)[:min(left, max(1, len(self.b) // 5))]
+        order = order[gain[order] >= SEARCH_GAIN]
+        return [view.space.format(view.space.from_indices(row)) for row in self.pool[order].tolist()]
+
+
+
 def _labelled(gens: Generations, model: AdaptedSource, start: int) -> Generations:
     known = model.is_measured([g.arch for g in gens])
     out = Generations(accuracy_column=gens.accuracy_column, accuracy_unit=gens.accuracy_unit)
@@ -128,4 +229,4 @@ def _labelled(gens: Generations, model: AdaptedSource, start: int) -> Generation
     return out
 
 
-__all__ = ["ROUNDS", "adapted_model", "generate_verified"]
+__all__ = ["ROUNDS", "adapted_model", "generate_verified", "expected_gain", "chance_within"]

@@ -17,7 +17,7 @@ import numpy as np
 from .._progress import Progress, say
 from ..errors import PnagError, allowed
 from ..latency.adapt import (ALPHA, DELTA, POOL, SIGMA, LatencyFeatures, adapted_weights, choose_networks,
-                             device_prior, device_weights)
+                             device_prior, device_weights, loo_latency)
 from ..latency.adapted import FORMAT, VERSION, AdaptedSource, load_adapted, save_adapted
 from ..latency.base import MeasuredSource, NB201Source, WholeNetworkTable
 from ..latency.validate import error_metrics
@@ -249,19 +249,29 @@ def add_measurements(model: AdaptedSource, archs: Sequence[Any], progress: bool 
 LOO_QUANTILE = 0.9  # loo_error: the share of the model's leave-one-out errors it covers
 
 
-def loo_error(model: AdaptedSource, progress: bool | None = None) -> float:
-    """The model's relative error (a fraction): the :data:`LOO_QUANTILE` quantile of ``|predicted / measured
-    - 1|`` over its measured networks, each predicted by the model refitted without it."""
+def loo_ratios(model: AdaptedSource, progress: bool | None = None, exact: bool = True) -> np.ndarray:
+    """``predicted / measured`` latency of each of the model's measured networks, each predicted by the model
+    refitted without it (leave-one-out); ``exact=False``: with the target's relative speed held at its value
+    over all of them (:func:`pnag.latency.adapt.loo_latency`: one solve instead of one per network)."""
     rows = model.data["measured"]
     X = model.features.of_archs([r["arch"] for r in rows])
     y = np.array([r["ms"] for r in rows], dtype=np.float64)
     prior = _prior_of(model, progress)
-    err = []
+    if not exact:
+        return np.maximum(loo_latency(prior, X, y), model.floor_ms) / y
+    out = np.empty(len(y))
     for i in range(len(y)):
         keep = np.arange(len(y)) != i
         w = adapted_weights(prior, X[keep], y[keep])
-        err.append(abs(max(float(X[i] @ w), model.floor_ms) / y[i] - 1))
-    return float(np.quantile(err, LOO_QUANTILE))
+        out[i] = max(float(X[i] @ w), model.floor_ms) / y[i]
+    return out
+
+
+def loo_error(model: AdaptedSource, progress: bool | None = None) -> float:
+    """The model's relative error (a fraction): the :data:`LOO_QUANTILE` quantile of ``|predicted / measured
+    - 1|`` over its measured networks, each predicted by the model fitted to the others (in closed form:
+    ``loo_ratios(exact=False)``)."""
+    return float(np.quantile(np.abs(loo_ratios(model, progress, exact=False) - 1), LOO_QUANTILE))
 
 
 def _measure(target: Any, archs: list, progress: bool | None) -> np.ndarray:
@@ -294,4 +304,5 @@ def _evaluate(model: AdaptedSource, target: Any, features: LatencyFeatures, gene
             "median_abs_error_pct": m["median_abs_error_pct"], "n": m["n"], "evaluated_on": on}
 
 
-__all__ = ["adapt_latency", "add_measurements", "loo_error", "target_of", "generic_networks", "training_prior"]
+__all__ = ["adapt_latency", "add_measurements", "loo_error", "loo_ratios", "target_of", "generic_networks",
+           "training_prior"]
