@@ -147,7 +147,8 @@ def test_chance_within_follows_the_model_errors():
     assert chance_within(torch.tensor([0.1], dtype=torch.float64), np.full(50, np.log(1.2)))[0] > 0.99
 
 
-def test_expected_gain_counts_what_a_network_may_add_within_each_budget():
+def test_expected_gain_counts_what_a_network_may_add_within_each_budget(monkeypatch):
+    from pnag.search import verify
     from pnag.search.verify import expected_gain
 
     budgets = torch.tensor([10.0, 20.0], dtype=torch.float64)
@@ -166,6 +167,8 @@ def test_expected_gain_counts_what_a_network_may_add_within_each_budget():
     # budgets that nothing measured fits: a network that may fit gains against the pool's least objective (59)
     none_fit = expected_gain(scores, latency, torch.zeros(5, dtype=torch.bool), budgets, errors).numpy()
     assert none_fit[1] == pytest.approx(6 * 0.5 + 6 * 1.0, abs=0.3) and none_fit[2] == 0
+    monkeypatch.setattr(verify, "CHUNK", 1)  # one network at a time: the same gains
+    np.testing.assert_allclose(expected_gain(scores, latency, measured, budgets, errors).numpy(), gain, rtol=1e-12)
 
 
 def test_the_search_spends_the_measurements_given_and_stops_where_nothing_is_expected(served, tmp_path, monkeypatch):

@@ -61,6 +61,7 @@ PER_BUDGET = 4  # at most this many networks measured per budget asked, on avera
 SEARCH_GAIN = 0.01
 LADDER = (0.25, 0.5, 1.0, 1.5, 2.0)  # search pool on a space too large to list: budgets x (1 + these x the error)
 SCALE_FLOOR = 1e-3  # the least log-latency scale the search assumes (a model exact on what it measured)
+CHUNK = 1 << 22  # expected_gain: at most this many floats of chances at once (32 MB)
 
 
 def adapted_model(latency: Any) -> AdaptedSource:
@@ -157,7 +158,8 @@ def generate_verified(run, budgets: Sequence[float], latency: Any, samples: int 
 
 
 def loo_log_errors(model: AdaptedSource) -> np.ndarray:
-    """``log(predicted / measured)`` of each measured network, predicted by the model refitted without it."""
+    """``log(predicted / measured)`` of each measured network, predicted by the model fitted to the others
+    (closed form, :func:`pnag.sources.adapt.loo_ratios` with ``exact=False``)."""
     return np.log(loo_ratios(model, exact=False))
 
 
@@ -183,10 +185,12 @@ def expected_gain(scores: torch.Tensor, latency: torch.Tensor, measured: torch.T
     best = torch.where(measured[:, None] & fits, scores, torch.tensor(-math.inf, dtype=scores.dtype)).max(0).values
     best = torch.where(torch.isfinite(best), best, scores.min(0).values)
     gain = (scores - best[None, :]).clamp_min(0)
-    some = ~measured & (gain > 0).any(1)  # only these need the chance
+    some = torch.nonzero(~measured & (gain > 0).any(1)).flatten()  # only these need the chance
     out = torch.zeros(len(scores), dtype=torch.float64)
-    ratio = latency[some].clamp_min(1e-12).log()[:, None] - budgets.log()[None, :]
-    out[some] = (chance_within(ratio, errors) * gain[some]).sum(1)
+    step = max(1, CHUNK // max(1, len(budgets) * len(errors)))  # rows at once: (rows, G, errors) floats in memory
+    for rows in torch.split(some, step):
+        ratio = latency[rows].clamp_min(1e-12).log()[:, None] - budgets.log()[None, :]
+        out[rows] = (chance_within(ratio, errors) * gain[rows]).sum(1)
     return out
 
 
