@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--generator-samples", type=int, default=16,
                    help="K draws of which the generator's own answer is the best (pnag-generator)")
     p.add_argument("--predictor-target", choices=TARGETS, default=None,
-                   help="what the accuracy predictor regresses (default: pnag train's, log-error)")
+                   help="what the accuracy predictor regresses (default: pnag train's, log-gap)")
     p.add_argument("--set", type=_setting, action="append", default=[], metavar="FIELD=VALUE",
                    help="override a TrainConfig field of PNAG's runs, e.g. choice_calibration=0 (repeatable)")
     p.add_argument("--under-load", action="store_true", help="label wall times as measured under load")
@@ -323,7 +323,7 @@ def render(problem: Problem, args, rows, notes: list[str], argv) -> str:
         f"Seeds: {', '.join(map(str, args.seeds))} ({len(args.seeds)}); measured cells per seed: "
         f"{args.train_samples}; budgets: {N_BUDGETS} at the 5 %..95 % latency quantiles "
         f"({problem.budgets[0]:.3f}..{problem.budgets[-1]:.3f} ms); accuracy predictor regresses "
-        f"{args.predictor_target or 'log-error (the default)'}"
+        f"{args.predictor_target or 'log-gap (the default)'}"
         + (f"; PNAG settings: {', '.join(f'{k}={v}' for k, v in args.set)}" if args.set else "") + ".",
         "",
         "Regret in accuracy points (best true accuracy within the budget minus the chosen cell's), over "

@@ -6,6 +6,7 @@ import torch
 
 from pnag.errors import DataError, PnagError
 from pnag.predict import MLPPredictor, OFAAccuracyPredictor, PredictorConfig, kendall_tau
+from pnag.predict.mlp import ERROR_CEILING_PCT, pairwise_rank_loss
 from pnag.space import MBV3Space, NB201Space
 
 
@@ -116,8 +117,75 @@ def test_log_error_target():
 
 def test_log_error_target_bad_inputs():
     space, archs, X, y = _data(50)
-    with pytest.raises(PnagError, match="identity or log-error"):
+    with pytest.raises(PnagError, match="identity, log-error or log-gap"):
         PredictorConfig(target="log")
     p = MLPPredictor(space, PredictorConfig(epochs=1, target="log-error"))
     with pytest.raises(DataError, match=r"101.0 with target 'log-error'; allowed: accuracy in % \(0..100\)"):
         p.fit(X, np.where(np.arange(50) == 7, 101.0, np.clip(y, 0, 100)))
+
+
+def test_log_gap_target():
+    """``target="log-gap"``: members regress -log(best training value + gap_pct - y), so the top of a
+    low-accuracy dataset is stretched as log-error stretches a high one; the ceiling is saved."""
+    space, archs, X, lin = _data(300)
+    y = 47.0 - np.exp(1.0 - (lin - 70) / 5)  # saturating towards ~47 % (as ImageNet16-120)
+    cfg = PredictorConfig.preset_config("fast", epochs=40, hidden=32, ensemble=3, target="log-gap", gap_pct=2.0)
+    p = MLPPredictor(space, cfg)
+    m = p.fit(X, y)
+    assert p.ceiling == pytest.approx(y.max() + 2.0)
+    mean, _ = p.predict_dist(X)
+    assert np.all(mean < p.ceiling) and m["kendall_tau"] > 0.8
+    with torch.no_grad():
+        raw = p.net(torch.from_numpy(X.astype(np.float32))) * p.y_std + p.y_mean
+    assert np.corrcoef(raw.mean(0).numpy(), -np.log(y.max() + 2.0 - y))[0, 1] > 0.95
+    np.testing.assert_allclose(p._from_target(torch.as_tensor(p._to_target(y))).numpy(), y, rtol=1e-9)
+    q = MLPPredictor.from_state_dict(p.state_dict(), space)
+    assert q.ceiling == p.ceiling
+    np.testing.assert_array_equal(p.predict(X[:9]), q.predict(X[:9]))
+    r = MLPPredictor(space)
+    r.load_state_dict(p.state_dict())
+    np.testing.assert_array_equal(p.predict(X[:9]), r.predict(X[:9]))
+    # a state saved before log-gap (no ceiling) is log-error's
+    old = {k: v for k, v in p.state_dict().items() if k != "ceiling"}
+    assert MLPPredictor.from_state_dict(old, space).ceiling == ERROR_CEILING_PCT == 100.5
+    # log-error on the same data: another scale (its ceiling stays at 100.5)
+    e = MLPPredictor(space, PredictorConfig.preset_config("fast", epochs=40, hidden=32, ensemble=3,
+                                                          target="log-error"))
+    e.fit(X, y)
+    assert e.ceiling == 100.5 and not np.allclose(e.predict(X[:9]), p.predict(X[:9]))
+    for bad in (0.0, -1.0, float("nan"), True):
+        with pytest.raises(PnagError, match="gap_pct"):
+            PredictorConfig(target="log-gap", gap_pct=bad)
+    with pytest.raises(DataError, match=r"101.0 with target 'log-gap'"):
+        MLPPredictor(space, PredictorConfig(epochs=1, target="log-gap")).fit(X, np.where(np.arange(300) == 3, 101.0, y))
+
+
+def test_pairwise_rank_loss():
+    """The logistic ranking term: mean softplus(-(p_i - p_j)) over pairs with target_i > target_j,
+    each weighted by the two examples' member weights."""
+    pred = torch.tensor([[0.0, 1.0, 3.0], [2.0, 0.0, 0.0]])
+    target = torch.tensor([0.0, 1.0, 2.0])
+    weight = torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, 2.0]])
+    sp = torch.nn.functional.softplus
+    # member 0: pairs (1,0), (2,0), (2,1) with weight 1; member 1: only (2,0) with weight 2
+    want0 = (sp(torch.tensor(-1.0)) + sp(torch.tensor(-3.0)) + sp(torch.tensor(-2.0))) / 3
+    want1 = sp(torch.tensor(2.0))
+    got = pairwise_rank_loss(pred, target, weight)
+    torch.testing.assert_close(got, torch.stack([want0, want1]))
+    assert pairwise_rank_loss(pred, torch.zeros(3), weight).tolist() == [0.0, 0.0]  # no ordered pair
+
+
+def test_rank_weight_option():
+    space, archs, X, y = _data(300)
+    base = dict(epochs=30, hidden=32, ensemble=3)
+    p0 = MLPPredictor(space, PredictorConfig.preset_config("fast", **base))
+    p1 = MLPPredictor(space, PredictorConfig.preset_config("fast", rank_weight=1.0, **base))
+    p0.fit(X, y)
+    m1 = p1.fit(X, y)
+    assert m1["kendall_tau"] > 0.7 and not np.allclose(p0.predict(X[:9]), p1.predict(X[:9]))
+    p2 = MLPPredictor(space, PredictorConfig.preset_config("fast", rank_weight=1.0, **base))
+    p2.fit(X, y)
+    np.testing.assert_array_equal(p1.predict(X), p2.predict(X))  # deterministic
+    for bad in (-0.5, float("inf"), "1"):
+        with pytest.raises(PnagError, match="rank_weight"):
+            PredictorConfig(rank_weight=bad)

@@ -148,16 +148,20 @@ def test_config_mismatch_and_bad_configs(patched, tmp_path):
 
 
 def test_accuracy_predictor_target(patched, tmp_path):
-    """An accuracy in % is regressed as log-error by default; ``predictor_target`` overrides it, and
-    the choice is saved with the run."""
+    """An accuracy in % on nb201 is regressed as log-gap by default (ceiling 3 points above the best
+    measured); ``predictor_target`` overrides it, and the choice and the ceiling are saved with the run."""
     run = train(syn.tiny_config(steps=2), tmp_path / "a", progress=False)
-    assert run.models.acc_pred.config.target == "log-error"
-    assert Run.load(tmp_path / "a").models.acc_pred.config.target == "log-error"
-    other = train(syn.tiny_config(steps=2, predictor_target="identity"), tmp_path / "b", progress=False)
-    assert other.models.acc_pred.config.target == "identity"
+    ceiling = float(run.data["accuracy"].max()) + 3.0
+    assert run.models.acc_pred.config.target == "log-gap" and run.models.acc_pred.ceiling == pytest.approx(ceiling)
+    loaded = Run.load(tmp_path / "a").models
+    assert loaded.acc_pred.config.target == "log-gap" and loaded.acc_pred.ceiling == run.models.acc_pred.ceiling
     idx = run.data["idx"][:20]
-    assert not torch.allclose(run.models.accuracy(idx)[0], other.models.accuracy(idx)[0])
-    with pytest.raises(PnagError, match="predictor_target: 'log'.*identity or log-error"):
+    torch.testing.assert_close(loaded.accuracy(idx)[0], run.models.accuracy(idx)[0])
+    for target in ("identity", "log-error"):
+        other = train(syn.tiny_config(steps=2, predictor_target=target), tmp_path / target, progress=False)
+        assert other.models.acc_pred.config.target == target
+        assert not torch.allclose(run.models.accuracy(idx)[0], other.models.accuracy(idx)[0])
+    with pytest.raises(PnagError, match="predictor_target: 'log'.*identity, log-error or log-gap"):
         syn.tiny_config(predictor_target="log")
 
 

@@ -240,8 +240,9 @@ def register(sub) -> None:
                    help="accuracy/latency predictors: fast (default: 5-member bootstrap ensemble) or published "
                         "(the published PNAG MLP: 3 x 512, SGD, 1000 epochs, one member)")
     p.add_argument("--predictor-target", choices=TARGETS, default=None,
-                   help="what the accuracy predictor regresses (default: log-error, i.e. -log(100.5 - accuracy %%), "
-                        "for an accuracy in %%; identity for a proxy score)")
+                   help="what the accuracy predictor regresses (default for an accuracy in %%: log-gap on nb201, "
+                        "i.e. -log(best measured + 3 - accuracy %%), log-error on mbv3, i.e. -log(100.5 - accuracy "
+                        "%%); identity for a proxy score)")
     p.add_argument("--width", default=None, help="mbv3 width 1.0 or 1.2 (default 1.0 with the w1.0 dataset)")
     p.add_argument("--resolution", type=positive_int("--resolution"), default=None,
                    help="mbv3: one fixed input resolution (pixels)")

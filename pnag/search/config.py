@@ -130,8 +130,9 @@ class TrainConfig:
     predictor_preset: str = "fast"
     predictor_hidden: int | None = None  # None: 64 for mbv3, 128 for nb201 (measured; see BENCHMARKS.md)
     predictor_epochs: int | None = None  # None: 60 for mbv3, 150 for nb201
-    # what the accuracy members regress (PredictorConfig.target); None: "log-error" for an accuracy in %,
-    # "identity" for a score (proxies). The latency predictor always regresses ms.
+    # what the accuracy members regress (PredictorConfig.target); None: for an accuracy in %, "log-gap" on
+    # nb201 (measured: BENCHMARKS.md, NAS-Bench-201 accuracy predictor) and "log-error" on mbv3 (as before;
+    # log-gap not measured there), "identity" for a score (proxies). The latency predictor regresses ms.
     predictor_target: str | None = None
     ensemble: int = 5
     # k of the lower confidence bound mean - k * std that labels every row the ranker learns from

@@ -97,7 +97,8 @@ def fit_predictors(run: Run, seed: int, tag: str = "predictors") -> dict[str, An
     out: dict[str, Any] = {}
     acc_model, acc_pred = run.acc_source.model, None
     if acc_model is None:
-        target = cfg.predictor_target or ("log-error" if run.acc_source.unit == "%" else "identity")
+        target = cfg.predictor_target or (("log-gap" if cfg.space == "nb201" else "log-error")
+                                          if run.acc_source.unit == "%" else "identity")
         acc_pred = MLPPredictor(space, replace(pc, target=target))
         x = space.encode_indices(run.data["idx"]).numpy()
         out["accuracy"] = acc_pred.fit(x, run.data["accuracy"].numpy(),
