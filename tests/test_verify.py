@@ -192,8 +192,13 @@ def test_the_search_spends_the_measurements_given_and_stops_where_nothing_is_exp
     assert verified("capped.json", 2, 0.0) <= 2
 
 
-def test_cli_max_measurements_needs_verify(served, capsys):
-    _, d, _ = served
+def test_cli_max_measurements_needs_verify(served, tmp_path, capsys):
+    run, d, _ = served
+    path = tmp_path / "pixel2.json"
+    path.write_bytes((d / "pixel2.json").read_bytes())
+    for bad in (-1, 2.5, True):
+        with pytest.raises(PnagError, match=f"--max-measurements: {bad!r}; allowed: an integer >= 0"):
+            run.generate([5.0], latency=f"adapted:{path}", verify=True, max_measurements=bad)
     args = ["generate", "--run", str(d / "run"), "--latency", "nb201:fpga", "--budgets", "q0.5"]
     assert main(args + ["--max-measurements", "5"]) == 2
     err = capsys.readouterr().err

@@ -145,10 +145,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
     check_draws(len(budgets), args.samples)
     if args.csv is not None:
         check_output_path(args.csv, "--csv")
-    run = Run.load(args.run)
     if args.max_measurements is not None and not args.verify:
         raise PnagError(f"--max-measurements: {args.max_measurements} without --verify; allowed: with --verify (it "
                         "caps the networks measured on the device)")
+    run = Run.load(args.run)
     if args.verify:
         from ..search.verify import adapted_model
 
