@@ -129,7 +129,7 @@ def generate_verified(run, budgets: Sequence[float], latency: Any, samples: int 
         left = cap - (len(model.measured_ms) - start)
         settled = not answers and not probes
         if settled or r == rounds:  # settled, or out of rounds: search with the measurements left
-            todo = search.step(view, model, left) if search is not None and left > 0 else []
+            todo = search.step(view, model, offer, u, left) if search is not None and left > 0 else []
             if not todo:
                 if settled:
                     return _labelled(gens, model, start)
@@ -159,8 +159,8 @@ def generate_verified(run, budgets: Sequence[float], latency: Any, samples: int 
 
 def loo_log_errors(model: AdaptedSource) -> np.ndarray:
     """``log(predicted / measured)`` of each measured network, predicted by the model fitted to the others
-    (closed form, :func:`pnag.sources.adapt.loo_ratios` with ``exact=False``)."""
-    return np.log(loo_ratios(model, exact=False))
+    (:func:`pnag.sources.adapt.loo_ratios`)."""
+    return np.log(loo_ratios(model))
 
 
 def chance_within(log_ratio: torch.Tensor, errors: np.ndarray) -> torch.Tensor:
@@ -201,28 +201,27 @@ class _Search:
         self.b, self.samples, self.seed = budgets, samples, seed
         self.pool: torch.Tensor | None = None
 
-    def _pool(self, view, model: AdaptedSource) -> torch.Tensor:
+    def _pool(self, view, offer: torch.Tensor, u: float) -> torch.Tensor:
         space = view.space
         if callable(getattr(space, "all_archs", None)):  # a space small enough to list (NAS-Bench-201)
             return torch.as_tensor(np.stack([space.to_indices(a) for a in space.all_archs()]))
-        u = loo_error(model)
         wide = np.minimum(self.b[:, None] * (1 + np.asarray(LADDER)[None, :] * u), view.budget_range[1]).ravel()
-        gens = view.generate(wide, samples=self.samples, seed=self.seed, offer=_offer(view, model))
+        gens = view.generate(wide, samples=self.samples, seed=self.seed, offer=offer)
         return torch.as_tensor(np.stack([space.to_indices(space.parse(g.arch)) for g in gens]))
 
-    def step(self, view, model: AdaptedSource, left: int) -> list:
-        """The networks to measure next (text forms; empty: the search is over)."""
+    def step(self, view, model: AdaptedSource, offer: torch.Tensor, u: float, left: int) -> list:
+        """The networks to measure next (text forms; empty: the search is over); ``offer``: the measured ones
+        (:func:`_offer`), ``u``: the model's relative error (:func:`~pnag.sources.adapt.loo_error`)."""
         if self.pool is None:
-            self.pool = canonical(view.space, self._pool(view, model))
+            self.pool = canonical(view.space, self._pool(view, offer, u))
         bt = torch.as_tensor(self.b)
         scores, lat = view.objective(self.pool, bt)
-        known = set(index_keys(canonical(view.space, _offer(view, model))))
+        known = set(index_keys(canonical(view.space, offer)))
         measured = torch.tensor([k in known for k in index_keys(self.pool)], dtype=torch.bool)
         gain = expected_gain(scores.double(), lat.double(), measured, bt, loo_log_errors(model))
         order = torch.argsort(gain, descending=True)[:min(left, max(1, len(self.b) // 5))]
         order = order[gain[order] >= SEARCH_GAIN]
         return [view.space.format(view.space.from_indices(row)) for row in self.pool[order].tolist()]
-
 
 
 def _labelled(gens: Generations, model: AdaptedSource, start: int) -> Generations:

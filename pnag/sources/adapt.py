@@ -249,29 +249,20 @@ def add_measurements(model: AdaptedSource, archs: Sequence[Any], progress: bool 
 LOO_QUANTILE = 0.9  # loo_error: the share of the model's leave-one-out errors it covers
 
 
-def loo_ratios(model: AdaptedSource, progress: bool | None = None, exact: bool = True) -> np.ndarray:
+def loo_ratios(model: AdaptedSource, progress: bool | None = None) -> np.ndarray:
     """``predicted / measured`` latency of each of the model's measured networks, each predicted by the model
-    refitted without it (leave-one-out); ``exact=False``: with the target's relative speed held at its value
-    over all of them (:func:`pnag.latency.adapt.loo_latency`: one solve instead of one per network)."""
+    fitted to the others (leave-one-out, in closed form with the target's relative speed held at its value over
+    all of them: :func:`pnag.latency.adapt.loo_latency`)."""
     rows = model.data["measured"]
     X = model.features.of_archs([r["arch"] for r in rows])
     y = np.array([r["ms"] for r in rows], dtype=np.float64)
-    prior = _prior_of(model, progress)
-    if not exact:
-        return np.maximum(loo_latency(prior, X, y), model.floor_ms) / y
-    out = np.empty(len(y))
-    for i in range(len(y)):
-        keep = np.arange(len(y)) != i
-        w = adapted_weights(prior, X[keep], y[keep])
-        out[i] = max(float(X[i] @ w), model.floor_ms) / y[i]
-    return out
+    return np.maximum(loo_latency(_prior_of(model, progress), X, y), model.floor_ms) / y
 
 
 def loo_error(model: AdaptedSource, progress: bool | None = None) -> float:
     """The model's relative error (a fraction): the :data:`LOO_QUANTILE` quantile of ``|predicted / measured
-    - 1|`` over its measured networks, each predicted by the model fitted to the others (in closed form:
-    ``loo_ratios(exact=False)``)."""
-    return float(np.quantile(np.abs(loo_ratios(model, progress, exact=False) - 1), LOO_QUANTILE))
+    - 1|`` over its measured networks, each predicted by the model fitted to the others (:func:`loo_ratios`)."""
+    return float(np.quantile(np.abs(loo_ratios(model, progress) - 1), LOO_QUANTILE))
 
 
 def _measure(target: Any, archs: list, progress: bool | None) -> np.ndarray:
