@@ -46,6 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -150,6 +151,8 @@ class Bench:
             lo, hi = a.quantile_range
             cfg = self.multi_config(dataset, seed, train_devices)
             self.runs[key] = train(cfg, self.work / f"multi-{dataset}-s{seed}-q{lo:g}-{hi:g}", progress=not a.no_progress)
+            if a.serve_steps is not None:  # a generate-time setting: the trained run is the same
+                self.runs[key].config = replace(self.runs[key].config, serve_steps=a.serve_steps)
         return self.runs[key]
 
     def single_run(self, dataset: str, device: str, seed: int):
@@ -171,10 +174,11 @@ class Bench:
             over = prob.lat[np.maximum(chosen, 0)] - prob.budgets  # ms over the budget (> 0: infeasible)
             bad = (chosen >= 0) & (over > 0)
             worst = float(over[bad].max()) if bool(bad.any()) else 0.0
-            self.save(f"{method}|{dataset}|{held}|{seed}", {**prob.score(chosen), "worst_excess_ms": worst, **extra})
+            self.save(result_key(self.args, method, dataset, held, seed),
+                      {**prob.score(chosen), "worst_excess_ms": worst, **extra})
 
         def done(method: str) -> bool:
-            return method not in self.args.methods or f"{method}|{dataset}|{held}|{seed}" in self.cache
+            return method not in self.args.methods or result_key(self.args, method, dataset, held, seed) in self.cache
 
         return codes, record, done
 
@@ -251,6 +255,13 @@ class Bench:
                 record("similar-served", np.full(N_BUDGETS, -1), {"device": sim, "error": str(exc)[:200]})
 
 
+def result_key(args, method: str, dataset: str, held: str, seed: int) -> str:
+    """The cache key of one method's answers on one held-out device, dataset and seed (the multi-device run's
+    methods also by ``--serve-steps`` when given)."""
+    steps = f"|serve{args.serve_steps}" if method.startswith("multi") and args.serve_steps is not None else ""
+    return f"{method}|{dataset}|{held}|{seed}{steps}"
+
+
 def spec_file(spec: str) -> Path | None:
     """The file of an ``adapted:FILE`` serving spec (None for any other source)."""
     return Path(spec.split(":", 1)[1]) if spec.startswith("adapted:") else None
@@ -277,6 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--samples", type=int, default=1, help="generate --samples K")
     p.add_argument("--generator-samples", type=int, default=16)
     p.add_argument("--predictor-target", default=None)
+    p.add_argument("--serve-steps", type=int, default=None, metavar="N",
+                   help="the multi-device run's methods: serve with TrainConfig.serve_steps N (the served device's "
+                        "archive grown under its latency before answering; default: the run's, pnag's default)")
     p.add_argument("--set", type=_setting, action="append", default=[], metavar="FIELD=VALUE",
                    help="a TrainConfig field of every run (repeatable)")
     p.add_argument("--multi-set", type=_setting, action="append", default=[], metavar="FIELD=VALUE",
@@ -357,6 +371,7 @@ def render(args, cache: dict, train_devices: list[str], argv) -> str:
                                   " (the device's full table: a stand-in for `adapted:` from K measurements)")
         + (f"; settings of every run: {', '.join(f'{k}={v}' for k, v in args.set)}" if args.set else "")
         + (f"; of the multi-device run: {', '.join(f'{k}={v}' for k, v in args.multi_set)}" if args.multi_set else "")
+        + (f"; served with serve_steps={args.serve_steps}" if args.serve_steps is not None else "")
         + ".",
         "",
         "Feasible: share of the budgets whose answer truly fits (true latency of the held-out device). Regret "
@@ -374,7 +389,7 @@ def render(args, cache: dict, train_devices: list[str], argv) -> str:
             ref = [cache.get(f"single|{dataset}|{held}|{s}") for s in args.seeds]
             ref_mean = np.nanmean([r["mean_regret"] for r in ref]) if all(ref) else float("nan")
             for m in METHODS:
-                rs = [cache.get(f"{m}|{dataset}|{held}|{s}") for s in args.seeds]
+                rs = [cache.get(result_key(args, m, dataset, held, s)) for s in args.seeds]
                 if m not in args.methods or not all(rs):
                     continue
                 means = np.array([r["mean_regret"] for r in rs])

@@ -2,7 +2,7 @@
 against single-device runs.
 
     python benchmarks/devices_generation_mbv3.py [--held-out DEV ...] [--train-devices DEV ...] [--seeds S ...]
-        [--methods M ...] [--k 10] [--serve adapted|truth] [--set FIELD=VALUE ...] [--workdir DIR] [-o FILE]
+        [--methods M ...] [--k 10] [--serve adapted|truth] [--serve-steps N] [--set FIELD=VALUE ...] [--workdir DIR] [-o FILE]
 
 Setting: MobileNetV3 width 1.2, accuracy the published once-for-all predictor (``ofa-predictor``, the
 objective itself: no accuracy is measured, so answers are judged by their predicted accuracy), input
@@ -57,6 +57,7 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -159,7 +160,10 @@ class Bench:
         cfg = TrainConfig(space="mbv3", accuracy="ofa-predictor", latency=self.names(train_devices), width=1.2,
                           resolutions=self.truth.res, budgets=tuple(a.quantile_range), budget_unit="quantile",
                           seed=seed, **dict(a.set + a.multi_set))
-        return self._train(f"multi-without-{held}-s{seed}", cfg, train_devices)
+        run = self._train(f"multi-without-{held}-s{seed}", cfg, train_devices)
+        if a.serve_steps is not None:  # a generate-time setting: the trained run is the same
+            run.config = replace(run.config, serve_steps=a.serve_steps)
+        return run
 
     def single_run(self, device: str, seed: int):
         from pnag.search import TrainConfig
@@ -281,6 +285,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="multi-verified: the most networks one call measures, those left once the answers are settled "
                         "searching for better ones (pnag generate --verify --max-measurements N; default: pnag's, 4 "
                         "per budget and no search)")
+    p.add_argument("--serve-steps", type=int, default=None, metavar="N",
+                   help="(a), (a'): serve the held-out device with TrainConfig.serve_steps N (the archive's evolution "
+                        "under its latency before answering; default: the run's, pnag's default)")
     p.add_argument("--set", type=_setting, action="append", default=[], metavar="FIELD=VALUE",
                    help="a TrainConfig field of every run (repeatable)")
     p.add_argument("--multi-set", type=_setting, action="append", default=[], metavar="FIELD=VALUE",
@@ -337,7 +344,8 @@ def result_key(args, method: str, held: str, seed: int) -> str:
     """The cache key of one method's answers on one held-out device and seed ((a) also by how it is served)."""
     serve = ("|truth" if args.serve == "truth" else f"|adapted-k{args.k}") if method.startswith("multi") else ""
     cap = f"|m{args.max_measurements}" if method == "multi-verified" and args.max_measurements is not None else ""
-    return f"{method}|{held}|{seed}{serve}{cap}"
+    steps = f"|serve{args.serve_steps}" if method.startswith("multi") and args.serve_steps is not None else ""
+    return f"{method}|{held}|{seed}{serve}{cap}{steps}"
 
 
 def _rows(args, cache: dict, method: str, held: str) -> list[dict] | None:
@@ -371,6 +379,7 @@ def render(args, bench: Bench, argv) -> str:
         f"{truth.res_note}. Training settings of every run: {settings}"
         + (f" (generator schedule: {', '.join(schedules)})" if schedules else "")
         + (f"; of the multi-device run: {', '.join(f'{k}={v}' for k, v in args.multi_set)}" if args.multi_set else "")
+        + (f"; served with serve_steps={args.serve_steps}" if args.serve_steps is not None else "")
         + f". Multi-device run trained for q{args.quantile_range[0]:g}:q{args.quantile_range[1]:g}; held-out device "
         f"served through {serve}.",
         "",

@@ -269,7 +269,8 @@ def register(sub) -> None:
     g.add_argument("--generator-only", action="store_true",
                    help="the generator's own answer: the best of its --samples draws by the run's objective "
                         "(default: the best of the draws, their neighbours, the run's archive and measured "
-                        "architectures)")
+                        "architectures; a device served through --latency gets an archive of its own first, "
+                        "evolved under its latency: a few seconds)")
     g.add_argument("--verify", action="store_true",
                    help="with --latency adapted:FILE: measure the answers on the model's device (its target), "
                         "refit the model and serve again until every answer is a measured network within its "

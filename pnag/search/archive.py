@@ -148,4 +148,25 @@ def offspring(space, a: torch.Tensor, b: torch.Tensor, prob: float, generator: t
     return canonical(space, torch.cat([mut, cross]))
 
 
-__all__ = ["BudgetArchive", "offspring"]
+def offer(run, archive: BudgetArchive, idx: torch.Tensor) -> int:
+    """Score ``idx`` by ``run``'s objective (no calibration shift: it depends on the budget and is applied
+    when elites are read) and offer it to ``archive``. Returns the number of rows scored (queries)."""
+    _, base, predicted, lat = run.estimates(idx)
+    archive.offer(idx, base, lat, predicted)
+    return len(idx)
+
+
+def evolve(run, archive: BudgetArchive, steps: int, n: int, top: int, seed: int) -> BudgetArchive:
+    """``steps`` steps of the archive's evolution without a generator: each offers ``n`` offspring of its
+    elites (:func:`offspring`; parents among the best ``top`` of each bin, 0: every elite) scored by ``run``'s
+    objective. Deterministic given ``seed``; returns ``archive``, grown in place."""
+    rng = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        a, b = archive.parents(n, rng, top)
+        if not len(a):
+            break
+        offer(run, archive, offspring(run.space, a, b, 0.1, rng))
+    return archive
+
+
+__all__ = ["BudgetArchive", "offspring", "offer", "evolve"]

@@ -20,7 +20,7 @@ _INT_MIN = {"steps": 1, "budgets_per_step": 1, "samples_per_budget": 2, "hidden"
             "predictor_hidden": 1, "predictor_epochs": 1, "train_samples": 2, "latency_samples": 2,
             "eval_budget": 0, "eval_parents": 0, "choice_parents": 0, "choice_calibration": 0, "refine_generations": 0,
             "archive_grid": 2, "archive_per_bin": 1, "archive_offspring": 0, "archive_parents": 0, "polish_rounds": 0,
-            "device_reference": 2, "quantile_samples": 16}
+            "serve_steps": 0, "device_reference": 2, "quantile_samples": 16}
 _NUM_MIN0 = ("pessimism", "choice_pessimism", "optimism", "imitation")
 _FLAGS = {"train_samples": "--train-samples", "latency_samples": "--latency-samples", "eval_budget": "--eval-budget"}
 BUDGET_UNITS = ("ms", "quantile")
@@ -176,6 +176,12 @@ class TrainConfig:
     # generate(): rounds of hill climbing from each budget's answer over its one-decision neighbours, under the
     # run's objective (origin "refined"; full: 0, fast: 3)
     polish_rounds: int | None = None
+    # generate() on a device served through a view (any device of a run of several latency sources, or a device
+    # the run was not trained on): steps of the budget archive's evolution under that device's latency before
+    # answering (archive_offspring offspring each; a space small enough to list has every architecture offered
+    # instead); 0: the training devices' elites alone, scored on the device. 300 over 0, 50 and 150 on
+    # help-ofa-gpu tuning seeds 10-11 (benchmarks/results/tuning/serve_steps_mbv3_*.md)
+    serve_steps: int = 300
     # device-conditioned runs (several latency sources, or quantile budgets): the device signature is the
     # device's standardised log latency on this many seeded reference architectures (pnag.search.devices)
     device_reference: int = 32

@@ -20,9 +20,13 @@ budget range the run's range of positions in the device's ms (a device the run w
 budget from its fastest architecture to its slowest, since its quantiles are only as good as its
 source, perhaps a model fitted to a few measurements), its generator the run's generator
 conditioned on the device's signature and the budget's position, and its archive every training
-device's elites scored again on the device. A run of one device in ms serves another device too: a
-budget goes to the same position on the run's device, where its generator proposes, and the choice is
-made under the served device's latency.
+device's elites scored again on the device, then grown under the device's latency before the first
+answer (:func:`served_archive`: ``serve_steps`` steps of the archive's evolution, every cell of a space
+small enough to list). The training devices' elites are the best of *their* trade-offs; without the
+evolution a device unlike them was answered 0.21 point below a run trained for it, on average, on
+MobileNetV3 (help-ofa-gpu, tuning seeds 10-11: benchmarks/results/tuning/serve_steps_mbv3_*.md). A run
+of one device in ms serves another device too: a budget goes to the same position on the run's device,
+where its generator proposes, and the choice is made under the served device's latency.
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ import torch
 
 from ..errors import BudgetError, PnagError, allowed
 from .. import sources
-from .archive import BudgetArchive
+from .archive import BudgetArchive, evolve, offer
+from .config import SCHEDULES
 from .indices import canonical, random_indices
 from .models import RunModels
 
@@ -182,16 +187,35 @@ def union_archive(view, archives: Sequence[BudgetArchive | None], budget_range: 
     lo, hi = budget_range
     out = BudgetArchive(torch.linspace(lo, hi, cfg.archive_grid, dtype=torch.float64), view.generator.T,
                         cfg.archive_per_bin)
-    idx = torch.unique(torch.cat(rows), dim=0)
-    _, base, predicted, lat = view.estimates(idx)
-    out.offer(idx, base, lat, predicted)
+    offer(view, out, torch.unique(torch.cat(rows), dim=0))
     return out
 
 
-def serving_view(run, latency: Any = None):
+def served_archive(view, union: BudgetArchive | None, start: BudgetArchive | None) -> BudgetArchive | None:
+    """The archive a view answers from: ``union`` (the training devices' elites scored on its device) grown by
+    ``serve_steps`` steps of the archive's evolution under the view's objective (:func:`pnag.search.archive.
+    evolve`), or, on a space small enough to list (``all_indices``), by every architecture. ``start``: an
+    earlier view's archive of the same device (its model refitted since): its rows are offered too and a
+    tenth of the steps taken."""
+    cfg = view.config
+    if union is None or cfg.serve_steps <= 0:
+        return union
+    if start is not None and bool(start.filled.any()):
+        offer(view, union, start.idx[start.filled])
+    space = view.space
+    if callable(getattr(space, "all_indices", None)):
+        offer(view, union, canonical(space, torch.as_tensor(space.all_indices())))
+        return union
+    steps = cfg.serve_steps if start is None else max(1, cfg.serve_steps // 10)
+    n = SCHEDULES["full"]["archive_offspring"] if cfg.archive_offspring is None else cfg.archive_offspring
+    return evolve(view, union, steps, n, cfg.archive_parents or 0, cfg.seed)
+
+
+def serving_view(run, latency: Any = None, archive_from: BudgetArchive | None = None):
     """``run`` as it serves the device of ``latency`` (a spec or a source object; None: the run's own
     device when it has one): ``run`` itself for its own device of a run in ms, else a view
-    (module docstring). A device the run was trained on is the one of the same name."""
+    (module docstring). A device the run was trained on is the one of the same name. ``archive_from``: an
+    earlier view's archive of the same device (:func:`served_archive`)."""
     cfg = run.config
     names = [sources.source_name(s) for s in run.latencies]
     if latency is None:
@@ -235,7 +259,7 @@ def serving_view(run, latency: Any = None):
     # outside the trained positions the generator reads the nearest end of them
     served = trained if known is not None else (profile.min_latency_ms, float(profile.budget_ms(1.0)[0]))
     return device_view(run, name, latency, vlat, profile, ServingGenerator(run.generator, condition), archives,
-                       served, trained)
+                       served, archive_from)
 
 
 def own_profile(run) -> DeviceProfile:
@@ -261,9 +285,10 @@ def quantile_budgets(run, quantiles: Sequence[float], latency: Any = None) -> np
 
 def device_view(run, name: str, source: Any, vlat, profile: DeviceProfile, generator: ServingGenerator,
                 archives: Sequence[BudgetArchive | None], budget_range: tuple[float, float],
-                archive_range: tuple[float, float]):
+                archive_from: BudgetArchive | None = None):
     """A shallow copy of ``run`` that serves one device (see :func:`serving_view`): budgets (ms) in
-    ``budget_range``, the archives' elites kept over ``archive_range`` (the trained range on the device)."""
+    ``budget_range``; its archive, built when an answer first needs it, holds the elites of ``archives`` over
+    that range, grown under the device's latency (:func:`served_archive`, from ``archive_from``)."""
     view = copy.copy(run)
     view.latency, view._lat_source = source, vlat
     view.config = replace(run.config, latency=name, budgets=budget_range, budget_unit="ms", latency_samples=None,
@@ -275,10 +300,10 @@ def device_view(run, name: str, source: Any, vlat, profile: DeviceProfile, gener
     view.generator = generator
     view.served, view.profile = name, profile
     view.trained_on = name in [sources.source_name(s) for s in run.latencies]
-    view.archive = union_archive(view, archives, archive_range)
+    view.archive_later(lambda: served_archive(view, union_archive(view, archives, budget_range), archive_from))
     return view
 
 
 __all__ = ["DeviceProfile", "GRID", "device_latency", "reference_indices", "fastest_indices", "device_profile", "profiles_state",
-           "profiles_from_state", "ServingGenerator", "union_archive", "serving_view", "own_profile",
+           "profiles_from_state", "ServingGenerator", "union_archive", "served_archive", "serving_view", "own_profile",
            "quantile_budgets", "device_view"]

@@ -9,7 +9,7 @@ import torch
 
 from .._io import torch_save_atomic
 from ..predict.resume import restore_training, restoring, training_state
-from .archive import BudgetArchive, offspring
+from .archive import BudgetArchive, offer, offspring
 from .checkpoint import StageCheckpoint
 from .choice import calibration_shift
 from .policy import policy_gradient_step
@@ -62,14 +62,6 @@ def new_archive(run: Run, old: BudgetArchive | None = None, budget_range: tuple[
     if old is not None and bool(old.filled.any()):
         offer(run, arch, old.idx[old.filled])
     return arch
-
-
-def offer(run: Run, archive: BudgetArchive, idx: torch.Tensor) -> int:
-    """Score ``idx`` by the run's objective (no calibration shift: it depends on the budget and is applied
-    when elites are read) and offer it to ``archive``. Returns the number of rows scored (queries)."""
-    _, base, predicted, lat = run.estimates(idx)
-    archive.offer(idx, base, lat, predicted)
-    return len(idx)
 
 
 class OneDevice:
@@ -254,5 +246,5 @@ def train_generator(run: Run, metrics: dict, steps: int, tag: str, progress: boo
     metrics.setdefault("queries", {})[tag] = queries
 
 
-__all__ = ["progress_bar", "reward_fn", "objective_reward", "new_archive", "offer", "OneDevice", "Devices",
+__all__ = ["progress_bar", "reward_fn", "objective_reward", "new_archive", "OneDevice", "Devices",
            "train_generator"]

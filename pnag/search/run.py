@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -54,13 +54,31 @@ class Run:
         self.models: RunModels | None = None
         self.ranker: ParetoRanker | None = None
         self.generator: Generator | None = None
-        self.archive: BudgetArchive | None = None
+        self._archive: BudgetArchive | None = None
+        self._archive_later: Callable[[], BudgetArchive | None] | None = None  # builds it on first use (a view)
         self.resolution_note = ""  # which input resolutions the run searches and why (set by train())
         self.search_outputs = None  # what pnag.search wrote beside the run (pnag.search.main_job.SearchOutputs)
         self._rows_of: torch.Tensor | None = None  # the measured table _rows was built for
         self._rows: dict[bytes, int] = {}
         self.data: dict[str, torch.Tensor] = {}
         self.metrics: dict[str, Any] = {}
+
+    @property
+    def archive(self) -> BudgetArchive | None:
+        """The budget archive (:mod:`pnag.search.archive`); a view of a device builds its own on first use
+        (:func:`pnag.search.devices.serving_view`)."""
+        if self._archive_later is not None:
+            make, self._archive_later = self._archive_later, None
+            self._archive = make()
+        return self._archive
+
+    @archive.setter
+    def archive(self, value: BudgetArchive | None) -> None:
+        self._archive, self._archive_later = value, None
+
+    def archive_later(self, make: Callable[[], BudgetArchive | None]) -> None:
+        """Build the archive with ``make()`` when it is first read (not at all if it never is)."""
+        self._archive_later = make
 
     # sources are resolved lazily (they may read data files)
     @property
@@ -95,12 +113,13 @@ class Run:
             self._own_profile = devices.own_profile(self)
         return self._own_profile
 
-    def for_device(self, latency: Any = None) -> "Run":
+    def for_device(self, latency: Any = None, archive_from: BudgetArchive | None = None) -> "Run":
         """The run as it serves the device of ``latency`` (a spec or source object; None: its own device):
-        itself, or a view of it for that device (:func:`pnag.search.devices.serving_view`)."""
+        itself, or a view of it for that device (:func:`pnag.search.devices.serving_view`; ``archive_from``:
+        an earlier view's archive of the same device, whose rows the view's archive starts from)."""
         if self.generator is None or self.models is None:
             raise DataError(f"run {self.dir}: no trained generator")
-        return devices.serving_view(self, latency)
+        return devices.serving_view(self, latency, archive_from)
 
     def quantile_budgets(self, quantiles: Sequence[float], latency: Any = None) -> np.ndarray:
         """Budgets (ms) at ``quantiles`` (fractions in [0, 1]) of the latency over the space of the device of

@@ -114,9 +114,9 @@ def generate_verified(run, budgets: Sequence[float], latency: Any, samples: int 
     b = np.atleast_1d(np.asarray(budgets, dtype=np.float64))
     cap = per_budget * len(b) if max_measurements is None else max_measurements
     search = _Search(b, samples, seed) if mode == "pnag" and max_measurements is not None else None
-    r = 0
-    while True:
-        view = run.for_device(model)
+    r, view = 0, None
+    while True:  # each round's view starts from the last one's archive (the model refitted since)
+        view = run.for_device(model, archive_from=None if view is None or mode != "pnag" else view.archive)
         offer = _offer(view, model) if mode == "pnag" else None
         gens = view.generate(b, samples=samples, seed=seed, mode=mode, offer=offer)
         answers, probes = _new(model, [g.arch for g in gens]), []
@@ -147,7 +147,7 @@ def generate_verified(run, budgets: Sequence[float], latency: Any, samples: int 
             say(f"verify {what}: measuring {len(todo)} network(s) on {on}")
         model = add_measurements(model, todo, progress, measure)
     # not settled within the rounds or the measurements: each budget gets the best measured network within it
-    view = run.for_device(model)
+    view = run.for_device(model, archive_from=view.archive if mode == "pnag" else None)
     offer = _offer(view, model)
     if mode != "pnag" or not len(offer):
         return _labelled(view.generate(b, samples=samples, seed=seed, mode=mode), model, start)
@@ -203,8 +203,8 @@ class _Search:
 
     def _pool(self, view, offer: torch.Tensor, u: float) -> torch.Tensor:
         space = view.space
-        if callable(getattr(space, "all_archs", None)):  # a space small enough to list (NAS-Bench-201)
-            return torch.as_tensor(np.stack([space.to_indices(a) for a in space.all_archs()]))
+        if callable(getattr(space, "all_indices", None)):  # a space small enough to list (NAS-Bench-201)
+            return torch.as_tensor(space.all_indices())
         wide = np.minimum(self.b[:, None] * (1 + np.asarray(LADDER)[None, :] * u), view.budget_range[1]).ravel()
         gens = view.generate(wide, samples=self.samples, seed=self.seed, offer=offer)
         return torch.as_tensor(np.stack([space.to_indices(space.parse(g.arch)) for g in gens]))

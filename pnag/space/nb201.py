@@ -157,7 +157,10 @@ class NB201Space(SearchSpace[NB201Arch]):
     def encode_indices(self, idx: torch.Tensor) -> torch.Tensor:
         return torch.nn.functional.one_hot(effective_indices(idx), len(OPS)).float().reshape(idx.shape[0], -1)
 
+    def all_indices(self) -> np.ndarray:
+        """The operation indices of all 15,625 cells ``(15625, 6)``, in base-5 order (edge 0 most significant)."""
+        return np.stack(np.meshgrid(*[np.arange(len(OPS))] * N_EDGES, indexing="ij"), -1).reshape(-1, N_EDGES)
+
     def all_archs(self) -> list[NB201Arch]:
-        """All 15,625 cells, in base-5 order of their operation indices (edge 0 most significant)."""
-        grid = np.stack(np.meshgrid(*[np.arange(len(OPS))] * N_EDGES, indexing="ij"), -1).reshape(-1, N_EDGES)
-        return [self.from_indices(row) for row in grid]
+        """All 15,625 cells, in the order of :meth:`all_indices`."""
+        return [self.from_indices(row) for row in self.all_indices()]
