@@ -371,9 +371,11 @@ class Run:
         ``mode="pnag"`` (default): the best, by the run's objective, of ``samples`` generator draws (the
         greedy one first), one-decision neighbours of the greedy draw and of the best measured
         architectures (``choice_parents``), the budget archive's elite (everything the generator stage
-        evaluated), the measured table and the fastest architecture, then a short evolution per budget
-        (``refine_generations``) and hill climbing from the answer (``polish_rounds``; :meth:`refine`). ``mode="generator"``: the generator's own answer, the
-        best of its ``samples`` draws by the same objective (the fastest architecture if none fits).
+        evaluated; a device served through a view has it grown under its latency first, ``serve_steps``), the
+        measured table and the fastest architecture, then a short evolution per budget
+        (``refine_generations``) and hill climbing from the answer (``polish_rounds``; :meth:`refine`).
+        ``mode="generator"``: the generator's own answer, the best of its ``samples`` draws by the same
+        objective (the fastest architecture if none fits).
         Answers are monotone in the budget among the budgets of one call (:mod:`pnag.search.choice`).
         ``verify``: with ``latency`` an ``adapted:FILE`` model, measure the answers on its device until each
         is a measured network within its budget (:mod:`pnag.search.verify`; a latency source in place of True
