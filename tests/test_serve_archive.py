@@ -26,7 +26,8 @@ def best_within(view, archive, budgets):
 
 @pytest.fixture(scope="module")
 def mbv3_run(tmp_path_factory, mirror_dir):
-    """A MobileNetV3 run of one device (the Note10 table), to serve the i7-8700K table: a device it was not trained on."""
+    """A MobileNetV3 run of one device (the Note10 table), to serve the i7-8700K table: a device it was not
+    trained on."""
     mp = pytest.MonkeyPatch()
     mp.setenv("PNAG_DATA_DIR", str(mirror_dir))
     cfg = TrainConfig(space="mbv3", accuracy="ofa-predictor", latency="lut:note10", budgets=(15.0, 40.0),
@@ -42,12 +43,12 @@ def test_a_new_device_is_answered_from_an_archive_evolved_under_its_latency(mbv3
     run, spec = mbv3_run, "lut:i7-8700k"
     calls = []
     evolve = devices.evolve
-    monkeypatch.setattr(devices, "evolve", lambda *a: calls.append(a[2]) or evolve(*a))
+    monkeypatch.setattr(devices, "evolve", lambda *a, **k: calls.append((a[2], k["progress"])) or evolve(*a, **k))
     budgets = run.quantile_budgets([0.2, 0.4, 0.6, 0.8], latency=spec)
     view = run.for_device(spec)
     assert calls == []  # built only when an answer needs it: quantiles and views alone do not evolve
     gens = view.generate(budgets)
-    assert calls == [20]
+    assert calls == [(20, None)]  # 20 steps, a bar on a terminal
     assert [g.arch for g in run.for_device(spec).generate(budgets)] == [g.arch for g in gens]  # deterministic
     plain = run.for_device(spec)
     plain.config = replace(plain.config, serve_steps=0)
@@ -55,7 +56,8 @@ def test_a_new_device_is_answered_from_an_archive_evolved_under_its_latency(mbv3
     assert np.all(grown >= only - 1e-9) and np.any(grown > only + 1e-6)
     # a later view of the same device (its model refitted, say) starts from this archive and takes a tenth of the steps
     later = run.for_device(spec, archive_from=view.archive)
-    assert np.all(best_within(later, later.archive, budgets) >= grown - 1e-9) and calls == [20, 20, 2]
+    assert np.all(best_within(later, later.archive, budgets) >= grown - 1e-9)
+    assert calls == [(20, None), (20, None), (2, False)]  # (no bar again)
 
 
 class Slower:

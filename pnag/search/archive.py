@@ -156,16 +156,23 @@ def offer(run, archive: BudgetArchive, idx: torch.Tensor) -> int:
     return len(idx)
 
 
-def evolve(run, archive: BudgetArchive, steps: int, n: int, top: int, seed: int) -> BudgetArchive:
+def evolve(run, archive: BudgetArchive, steps: int, n: int, top: int, seed: int, progress: bool | None = False,
+           desc: str = "evolving the archive") -> BudgetArchive:
     """``steps`` steps of the archive's evolution without a generator: each offers ``n`` offspring of its
     elites (:func:`offspring`; parents among the best ``top`` of each bin, 0: every elite) scored by ``run``'s
-    objective. Deterministic given ``seed``; returns ``archive``, grown in place."""
+    objective. Deterministic given ``seed``; returns ``archive``, grown in place. ``progress``: as
+    :class:`pnag._progress.Progress` (``desc`` its label)."""
+    from .._progress import Progress
+
     rng = torch.Generator().manual_seed(seed)
+    bar = Progress(steps, desc, progress)
     for _ in range(steps):
         a, b = archive.parents(n, rng, top)
         if not len(a):
             break
         offer(run, archive, offspring(run.space, a, b, 0.1, rng))
+        bar.update()
+    bar.close()
     return archive
 
 

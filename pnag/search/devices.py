@@ -208,7 +208,8 @@ def served_archive(view, union: BudgetArchive | None, start: BudgetArchive | Non
         return union
     steps = cfg.serve_steps if start is None else max(1, cfg.serve_steps // 10)
     n = SCHEDULES["full"]["archive_offspring"] if cfg.archive_offspring is None else cfg.archive_offspring
-    return evolve(view, union, steps, n, cfg.archive_parents or 0, cfg.seed)
+    return evolve(view, union, steps, n, cfg.archive_parents or 0, cfg.seed, progress=None if start is None else False,
+                  desc=f"serving {view.served}: its archive")  # a bar on a terminal, the first time
 
 
 def serving_view(run, latency: Any = None, archive_from: BudgetArchive | None = None):
@@ -304,6 +305,6 @@ def device_view(run, name: str, source: Any, vlat, profile: DeviceProfile, gener
     return view
 
 
-__all__ = ["DeviceProfile", "GRID", "device_latency", "reference_indices", "fastest_indices", "device_profile", "profiles_state",
-           "profiles_from_state", "ServingGenerator", "union_archive", "served_archive", "serving_view", "own_profile",
-           "quantile_budgets", "device_view"]
+__all__ = ["DeviceProfile", "GRID", "device_latency", "reference_indices", "fastest_indices", "device_profile",
+           "profiles_state", "profiles_from_state", "ServingGenerator", "union_archive", "served_archive",
+           "serving_view", "own_profile", "quantile_budgets", "device_view"]
