@@ -200,12 +200,12 @@ def served_archive(view, union: BudgetArchive | None, start: BudgetArchive | Non
     cfg = view.config
     if union is None or cfg.serve_steps <= 0:
         return union
-    if start is not None and bool(start.filled.any()):
-        offer(view, union, start.idx[start.filled])
     space = view.space
     if callable(getattr(space, "all_indices", None)):
         offer(view, union, canonical(space, torch.as_tensor(space.all_indices())))
         return union
+    if start is not None and bool(start.filled.any()):
+        offer(view, union, start.idx[start.filled])
     steps = cfg.serve_steps if start is None else max(1, cfg.serve_steps // 10)
     n = SCHEDULES["full"]["archive_offspring"] if cfg.archive_offspring is None else cfg.archive_offspring
     return evolve(view, union, steps, n, cfg.archive_parents or 0, cfg.seed, progress=None if start is None else False,
