@@ -44,7 +44,7 @@ from .._progress import say
 from ..errors import PnagError
 from ..latency.adapted import AdaptedSource
 from ..sources import get_latency_source, source_name
-from ..sources.adapt import add_measurements, loo_error, loo_ratios
+from ..sources.adapt import add_measurements, loo_ratios, relative_error
 from .answers import Generations, answers_of
 from .choice import ORIGIN_CODE
 from .indices import canonical, index_keys
@@ -121,7 +121,8 @@ def generate_verified(run, budgets: Sequence[float], latency: Any, samples: int 
         gens = view.generate(b, samples=samples, seed=seed, mode=mode, offer=offer)
         answers, probes = _new(model, [g.arch for g in gens]), []
         if mode == "pnag":  # probes: the budgets enlarged by the model's error
-            u = loo_error(model)
+            ratios = loo_ratios(model)  # leave-one-out predicted / measured, once per round (the search reads them too)
+            u = relative_error(ratios)
             for f in PROBES:
                 probe = np.minimum(b * (1 + f * u), view.budget_range[1])
                 probes += [g.arch for g in view.generate(probe, samples=samples, seed=seed, mode=mode, offer=offer)]
@@ -129,7 +130,7 @@ def generate_verified(run, budgets: Sequence[float], latency: Any, samples: int 
         left = cap - (len(model.measured_ms) - start)
         settled = not answers and not probes
         if settled or r == rounds:  # settled, or out of rounds: search with the measurements left
-            todo = search.step(view, model, offer, u, left) if search is not None and left > 0 else []
+            todo = search.step(view, offer, ratios, left) if search is not None and left > 0 else []
             if not todo:
                 if settled:
                     return _labelled(gens, model, start)
@@ -155,12 +156,6 @@ def generate_verified(run, budgets: Sequence[float], latency: Any, samples: int 
     chosen = view.choose(view.check_budgets(b), offer[None].expand(B, -1, -1),
                          torch.full((B, len(offer)), ORIGIN_CODE["verified"]), include_table=False)
     return _labelled(answers_of(view, b, chosen), model, start)
-
-
-def loo_log_errors(model: AdaptedSource) -> np.ndarray:
-    """``log(predicted / measured)`` of each measured network, predicted by the model fitted to the others
-    (:func:`pnag.sources.adapt.loo_ratios`)."""
-    return np.log(loo_ratios(model))
 
 
 def chance_within(log_ratio: torch.Tensor, errors: np.ndarray) -> torch.Tensor:
@@ -209,16 +204,17 @@ class _Search:
         gens = view.generate(wide, samples=self.samples, seed=self.seed, offer=offer)
         return torch.as_tensor(np.stack([space.to_indices(space.parse(g.arch)) for g in gens]))
 
-    def step(self, view, model: AdaptedSource, offer: torch.Tensor, u: float, left: int) -> list:
+    def step(self, view, offer: torch.Tensor, ratios: np.ndarray, left: int) -> list:
         """The networks to measure next (text forms; empty: the search is over); ``offer``: the measured ones
-        (:func:`_offer`), ``u``: the model's relative error (:func:`~pnag.sources.adapt.loo_error`)."""
+        (:func:`_offer`), ``ratios``: the model's leave-one-out ``predicted / measured`` on them
+        (:func:`~pnag.sources.adapt.loo_ratios`)."""
         if self.pool is None:
-            self.pool = canonical(view.space, self._pool(view, offer, u))
+            self.pool = canonical(view.space, self._pool(view, offer, relative_error(ratios)))
         bt = torch.as_tensor(self.b)
         scores, lat = view.objective(self.pool, bt)
         known = set(index_keys(canonical(view.space, offer)))
         measured = torch.tensor([k in known for k in index_keys(self.pool)], dtype=torch.bool)
-        gain = expected_gain(scores.double(), lat.double(), measured, bt, loo_log_errors(model))
+        gain = expected_gain(scores.double(), lat.double(), measured, bt, np.log(ratios))
         order = torch.argsort(gain, descending=True)[:min(left, max(1, len(self.b) // 5))]
         order = order[gain[order] >= SEARCH_GAIN]
         return [view.space.format(view.space.from_indices(row)) for row in self.pool[order].tolist()]

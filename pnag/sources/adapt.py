@@ -259,10 +259,16 @@ def loo_ratios(model: AdaptedSource, progress: bool | None = None) -> np.ndarray
     return np.maximum(loo_latency(_prior_of(model, progress), X, y), model.floor_ms) / y
 
 
+def relative_error(ratios: np.ndarray) -> float:
+    """A model's relative error (a fraction) from its ``predicted / measured`` ``ratios``: the
+    :data:`LOO_QUANTILE` quantile of ``|ratio - 1|``."""
+    return float(np.quantile(np.abs(np.asarray(ratios) - 1), LOO_QUANTILE))
+
+
 def loo_error(model: AdaptedSource, progress: bool | None = None) -> float:
-    """The model's relative error (a fraction): the :data:`LOO_QUANTILE` quantile of ``|predicted / measured
-    - 1|`` over its measured networks, each predicted by the model fitted to the others (:func:`loo_ratios`)."""
-    return float(np.quantile(np.abs(loo_ratios(model, progress) - 1), LOO_QUANTILE))
+    """The model's relative error (a fraction, :func:`relative_error`) over its measured networks, each
+    predicted by the model fitted to the others (:func:`loo_ratios`)."""
+    return relative_error(loo_ratios(model, progress))
 
 
 def _measure(target: Any, archs: list, progress: bool | None) -> np.ndarray:
@@ -295,5 +301,5 @@ def _evaluate(model: AdaptedSource, target: Any, features: LatencyFeatures, gene
             "median_abs_error_pct": m["median_abs_error_pct"], "n": m["n"], "evaluated_on": on}
 
 
-__all__ = ["adapt_latency", "add_measurements", "loo_error", "loo_ratios", "target_of", "generic_networks",
-           "training_prior"]
+__all__ = ["adapt_latency", "add_measurements", "loo_error", "loo_ratios", "relative_error", "target_of",
+           "generic_networks", "training_prior"]
