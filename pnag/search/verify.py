@@ -130,7 +130,7 @@ def generate_verified(run, budgets: Sequence[float], latency: Any, samples: int 
         left = cap - (len(model.measured_ms) - start)
         settled = not answers and not probes
         if settled or r == rounds:  # settled, or out of rounds: search with the measurements left
-            todo = search.step(view, offer, ratios, left) if search is not None and left > 0 else []
+            todo = search.step(view, offer, ratios, left, model) if search is not None and left > 0 else []
             if not todo:
                 if settled:
                     return _labelled(gens, model, start)
@@ -195,6 +195,7 @@ class _Search:
     def __init__(self, budgets: np.ndarray, samples: int, seed: int):
         self.b, self.samples, self.seed = budgets, samples, seed
         self.pool: torch.Tensor | None = None
+        self.known: torch.Tensor | None = None  # pool rows the model found measured though the offer did not hold them
 
     def _pool(self, view, offer: torch.Tensor, u: float) -> torch.Tensor:
         space = view.space
@@ -204,20 +205,29 @@ class _Search:
         gens = view.generate(wide, samples=self.samples, seed=self.seed, offer=offer)
         return torch.as_tensor(np.stack([space.to_indices(space.parse(g.arch)) for g in gens]))
 
-    def step(self, view, offer: torch.Tensor, ratios: np.ndarray, left: int) -> list:
-        """The networks to measure next (text forms; empty: the search is over); ``offer``: the measured ones
-        (:func:`_offer`), ``ratios``: the model's leave-one-out ``predicted / measured`` on them
-        (:func:`~pnag.sources.adapt.loo_ratios`)."""
+    def step(self, view, offer: torch.Tensor, ratios: np.ndarray, left: int, model: AdaptedSource) -> list:
+        """The networks to measure next (text forms, none that ``model`` has measured; empty: the search is over);
+        ``offer``: the measured ones (:func:`_offer`), ``ratios``: the model's leave-one-out ``predicted /
+        measured`` on them (:func:`~pnag.sources.adapt.loo_ratios`)."""
         if self.pool is None:
             self.pool = canonical(view.space, self._pool(view, offer, relative_error(ratios)))
+            self.known = torch.zeros(len(self.pool), dtype=torch.bool)
         bt = torch.as_tensor(self.b)
         scores, lat = view.objective(self.pool, bt)
         known = set(index_keys(canonical(view.space, offer)))
-        measured = torch.tensor([k in known for k in index_keys(self.pool)], dtype=torch.bool)
+        measured = torch.tensor([k in known for k in index_keys(self.pool)], dtype=torch.bool) | self.known
         gain = expected_gain(scores.double(), lat.double(), measured, bt, np.log(ratios))
-        order = torch.argsort(gain, descending=True)[:min(left, max(1, len(self.b) // 5))]
-        order = order[gain[order] >= SEARCH_GAIN]
-        return [view.space.format(view.space.from_indices(row)) for row in self.pool[order].tolist()]
+        order = torch.argsort(gain, descending=True)
+        out: list = []
+        for j in order[gain[order] >= SEARCH_GAIN].tolist():
+            text = view.space.format(view.space.from_indices(self.pool[j].tolist()))
+            if bool(model.is_measured([text])[0]):  # measured, though its row was not in the offer: gains nothing
+                self.known[j] = True
+            elif text not in out:
+                out.append(text)
+                if len(out) == min(left, max(1, len(self.b) // 5)):
+                    break
+        return out
 
 
 def _labelled(gens: Generations, model: AdaptedSource, start: int) -> Generations:
