@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from pnag.cli import main
 from pnag.errors import DataError, PnagError
-from pnag.latency.adapt import LatencyFeatures, adapted_weights, choose_networks, loo_latency
+from pnag.latency.adapt import SIGMAS, LatencyFeatures, adapted_weights, choose_networks, fit_device, loo_latency
 from pnag.latency.adapted import load_adapted
 from pnag.latency.base import FunctionSource
 from pnag.latency.validate import error_metrics
@@ -59,6 +59,27 @@ def test_a_synthetic_family_is_recovered_from_few_measurements(features):
     base = features.of_archs(test) @ prior.mean
     scaled = base * np.median(truth / base)
     assert error_metrics(scaled, truth)["max_abs_error_pct"] > 5.0
+
+
+def test_the_fit_chooses_its_noise_from_the_measurements():
+    """``fit_device``: a target outside the training family's span, measured exactly, gets the least noise and then
+    prices the networks not measured better than with the prior's fixed noise; measured with 20 % noise, it
+    keeps a wider one."""
+    features = LatencyFeatures("nb201")
+    train, (_, w_true) = _synthetic_family(features, n_train=6, seed=5)
+    generic = generic_networks(features)
+    prior = training_prior(train, [s.name for s in train], features, generic, progress=False)
+    rng = np.random.default_rng(6)
+    w_off = w_true * rng.uniform(0.5, 1.5, features.size)  # leaves the family: the prior cannot know it
+    archs = NB201Space().sample(200, seed=7)
+    X = features.of_archs(archs)
+    exact = X @ w_off
+    w, sigma = fit_device(prior, X[:60], exact[:60])
+    assert sigma == min(SIGMAS)
+    err = lambda w_: np.median(np.abs(X[60:] @ w_ / exact[60:] - 1))  # noqa: E731  (the 140 not measured)
+    assert err(w) < 0.7 * err(adapted_weights(prior, X[:60], exact[:60]))  # the prior's own sigma (SIGMA)
+    noisy = exact * np.exp(rng.normal(0, 0.2, len(exact)))
+    assert fit_device(prior, X[:60], noisy[:60])[1] > sigma
 
 
 def test_the_closed_form_leave_one_out_matches_refitting_without_each_network():

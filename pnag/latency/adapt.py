@@ -16,19 +16,24 @@ some mix of them), the ``delta`` term lets it leave their span, and the ``alpha`
 speed differ freely. :func:`adapted_weights` gives the posterior mean from K measurements with relative
 noise ``sigma`` (Bayesian linear regression; the scale is set first from the measurements' geometric
 mean ratio to the prior mean), and the adapted model prices any architecture as ``phi(x) . w``.
+:func:`fit_device` chooses ``sigma`` for each device from its own measurements (of :data:`SIGMAS`, the one of
+least leave-one-out error, at most ``SIGMA``): a device whose latency the features sum exactly, such as a
+per-layer table, is fitted closely, and a network near measured ones is priced from them; one whose latency they
+sum loosely, a phone, keeps ``SIGMA``. ``pnag latency adapt`` and every refit of ``--verify`` use it.
 
 Which K networks: :func:`choose_samples` picks them before any target measurement, greedily, each time
 the candidate whose relative latency the prior (updated with the networks already chosen) knows least,
 from a pool drawn with the seed: informative under the training devices, and never the target's values.
 
-``DELTA`` and ``SIGMA`` were chosen by leave-one-out over the 21 NAS-Bench-201 devices outside HELP's test
-split (``benchmarks/devices.py latency --tune``: the results hardly move over two decades of either), never
-on its test devices; ``ALPHA`` = 1 only says that a device's overall speed is free to differ.
+``DELTA`` and ``SIGMA`` (the prior's own noise, which chooses the K) were chosen by leave-one-out over the 21
+NAS-Bench-201 devices outside HELP's test split (``benchmarks/devices.py latency --tune``: the results hardly move
+over two decades of either), never on its test devices; ``ALPHA`` = 1 only says that a device's overall speed is
+free to differ.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -47,6 +52,11 @@ RIDGE = 1e-4   # ridge of each training device's fit, relative to its features' 
 SPACES = ("nb201", "mbv3")
 R_REF = 224.0  # resolution (pixels) at which the resolution terms are 1
 POOL = 2000    # candidate networks the K are chosen from (drawn with the seed)
+# the relative noise levels a model's fit chooses from by its leave-one-out error (fit_device): a device whose latency
+# the features sum exactly (a per-layer table) is fitted more tightly than the prior's SIGMA, never more loosely
+# (looser, 0.1, was no better on the NAS-Bench-201 tuning devices: benchmarks/results/tuning/fit_sigma_*.md)
+SIGMAS = (0.001, 0.003, 0.01, SIGMA)
+FLOOR_FRACTION = 0.01  # predictions are never below this fraction of the fastest measured network
 
 
 @dataclass(frozen=True)
@@ -280,6 +290,22 @@ def adapted_weights(prior: DevicePrior, features: np.ndarray, latency_ms: np.nda
     return s * theta
 
 
+def fit_device(prior: DevicePrior, features: np.ndarray, latency_ms: np.ndarray,
+               sigmas: Sequence[float] = SIGMAS) -> tuple[np.ndarray, float]:
+    """:func:`adapted_weights` with the relative noise ``sigma`` chosen from the measurements: of ``sigmas``, the one
+    whose model predicts the measured networks best when each is left out (the least median
+    ``|log(predicted / measured)|`` of :func:`loo_latency`; the smallest on a tie). Returns the weights (ms) and the
+    ``sigma`` chosen (the prior's own with a single measurement)."""
+    X, y = np.asarray(features, np.float64), np.asarray(latency_ms, np.float64)
+    if len(y) < 2:
+        return adapted_weights(prior, X, y), prior.sigma
+    floor = FLOOR_FRACTION * float(np.min(y))
+    errors = [float(np.median(np.abs(np.log(np.maximum(loo_latency(replace(prior, sigma=float(s)), X, y), floor) / y))))
+              for s in sigmas]
+    sigma = float(sigmas[int(np.argmin(errors))])
+    return adapted_weights(replace(prior, sigma=sigma), X, y), sigma
+
+
 def loo_latency(prior: DevicePrior, features: np.ndarray, latency_ms: np.ndarray) -> np.ndarray:
     """Each measured network's latency (ms) as :func:`adapted_weights` fitted to the others predicts it, with
     the target's relative speed held at its value over all of them (the closed form of a Gaussian process's
@@ -291,4 +317,5 @@ def loo_latency(prior: DevicePrior, features: np.ndarray, latency_ms: np.ndarray
 
 
 __all__ = ["LatencyFeatures", "DevicePrior", "device_weights", "device_prior", "choose_samples", "choose_networks",
-           "adapted_weights", "loo_latency", "draw_pool", "DELTA", "ALPHA", "SIGMA", "RIDGE", "POOL"]
+           "adapted_weights", "fit_device", "loo_latency", "draw_pool", "DELTA", "ALPHA", "SIGMA", "SIGMAS", "RIDGE",
+           "POOL", "FLOOR_FRACTION"]

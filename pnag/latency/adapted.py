@@ -11,7 +11,8 @@ File (JSON, written atomically)::
 
 ``measured`` are the networks of the target measured so far and their latency (ms): the K chosen
 by ``pnag latency adapt``, then any that ``pnag generate --verify`` measured (``verified``: how many of
-them; absent means 0); ``samples`` counts them all. ``weights_ms`` the model: a network's latency is
+them; absent means 0); ``samples`` counts them all. ``hyper.sigma`` is the relative noise the last fit chose
+(:func:`~pnag.latency.adapt.fit_device`). ``weights_ms`` the model: a network's latency is
 ``features(arch) . weights_ms`` (:class:`~pnag.latency.adapt.LatencyFeatures`), never below ``floor_ms`` (a
 linear model can extrapolate below zero), and a measured network's is its measurement. Every field is
 checked on reading; a file that fails is a :class:`~pnag.errors.DataError` naming the file, the field and

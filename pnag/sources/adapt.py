@@ -10,14 +10,15 @@ K networks on this machine). Nothing here names a device.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any, Sequence
 
 import numpy as np
 
 from .._progress import Progress, say
 from ..errors import PnagError, allowed
-from ..latency.adapt import (ALPHA, DELTA, POOL, SIGMA, LatencyFeatures, adapted_weights, choose_networks,
-                             device_prior, device_weights, loo_latency)
+from ..latency.adapt import (ALPHA, DELTA, FLOOR_FRACTION, POOL, SIGMA, LatencyFeatures, choose_networks,
+                             device_prior, device_weights, fit_device, loo_latency)
 from ..latency.adapted import FORMAT, VERSION, AdaptedSource, load_adapted, save_adapted
 from ..latency.base import MeasuredSource, NB201Source, WholeNetworkTable
 from ..latency.validate import error_metrics
@@ -27,7 +28,6 @@ GENERIC = 2000         # networks drawn (seed 0) to fit a training source that i
 GENERIC_SEED = 0
 EVALUATION = 5000      # networks drawn to evaluate against a target that prices any network (not a table)
 EVALUATION_SEED = 20211
-FLOOR_FRACTION = 0.01  # predictions are never below this fraction of the fastest measured network
 TRAINING_FORMS = "nb201:DEVICE, table:help-ofa-gpu:GPU_BATCH, lut:FILE, lut:note10, lut:i7-8700k, local or adapted:FILE"
 
 
@@ -172,12 +172,12 @@ def adapt_latency(from_specs: Sequence[str] | str, target: str, samples: int, ou
     chosen = choose_networks(prior, features, candidates, samples, seed)
     pool = min(len(candidates), max(POOL, 2 * samples))
     measured = _measure(tgt, chosen, progress)
-    w = adapted_weights(prior, features.of_archs(chosen), measured)
+    w, sigma = fit_device(prior, features.of_archs(chosen), measured)
     fmt = space.format
     data = {"format": FORMAT, "version": VERSION, "features": features.to_dict(), "target": target,
             "device": str(getattr(tgt, "device", "") or target), "from": specs, "samples": int(samples),
             "seed": int(seed), "selection": "max-variance",
-            "hyper": {"delta": DELTA, "alpha": ALPHA, "sigma": SIGMA, "pool": pool},
+            "hyper": {"delta": DELTA, "alpha": ALPHA, "sigma": sigma, "pool": pool},
             "measured": [{"arch": fmt(a), "ms": float(v)} for a, v in zip(chosen, measured)],
             "weights_ms": [float(x) for x in w], "floor_ms": FLOOR_FRACTION * float(np.min(measured)),
             "evaluation": None}
@@ -239,8 +239,9 @@ def add_measurements(model: AdaptedSource, archs: Sequence[Any], progress: bool 
     fmt = model.features.search_space().format
     rows = list(model.data["measured"]) + [{"arch": fmt(a), "ms": float(v)} for a, v in zip(new, ms)]
     all_ms = np.array([r["ms"] for r in rows], dtype=np.float64)
-    w = adapted_weights(_prior_of(model, progress), model.features.of_archs([r["arch"] for r in rows]), all_ms)
-    data = dict(model.data, measured=rows, samples=len(rows), verified=int(model.data.get("verified", 0)) + len(new),
+    w, sigma = fit_device(_prior_of(model, progress), model.features.of_archs([r["arch"] for r in rows]), all_ms)
+    data = dict(model.data, measured=rows, hyper=dict(model.data["hyper"], sigma=sigma), samples=len(rows),
+                verified=int(model.data.get("verified", 0)) + len(new),
                 weights_ms=[float(x) for x in w], floor_ms=FLOOR_FRACTION * float(np.min(all_ms)))
     save_adapted(model.path, data)
     return AdaptedSource(data, model.path)
@@ -256,7 +257,8 @@ def loo_ratios(model: AdaptedSource, progress: bool | None = None) -> np.ndarray
     rows = model.data["measured"]
     X = model.features.of_archs([r["arch"] for r in rows])
     y = np.array([r["ms"] for r in rows], dtype=np.float64)
-    return np.maximum(loo_latency(_prior_of(model, progress), X, y), model.floor_ms) / y
+    prior = replace(_prior_of(model, progress), sigma=float(model.data["hyper"].get("sigma", SIGMA)))  # as it was fitted
+    return np.maximum(loo_latency(prior, X, y), model.floor_ms) / y
 
 
 def relative_error(ratios: np.ndarray) -> float:
