@@ -127,7 +127,8 @@ def run_target(sp: Space, target: str, train, ks, seeds, prior=None, baselines: 
                 chosen = list(draw_pool(len(sp.archs), seed, k))
             else:
                 chosen = [sp.index[a] for a in choose_networks(prior, sp.features, sp.archs, k, seed)]
-            w = adapted_weights(prior, sp.X[chosen], y[chosen]) if fixed else fit_device(prior, sp.X[chosen], y[chosen])[0]
+            X, yk = sp.X[chosen], y[chosen]
+            w = adapted_weights(prior, X, yk) if fixed else fit_device(prior, X, yk)[0]
             m = error_metrics(np.maximum(sp.X @ w, FLOOR_FRACTION * y[chosen].min()), y)
             out.setdefault(("pnag", k), []).append({"rho": m["spearman_rho"], "tau": m["kendall_tau"],
                                                    "mdape": m["median_abs_error_pct"], "chosen": chosen})

@@ -82,6 +82,30 @@ def test_the_fit_chooses_its_noise_from_the_measurements():
     assert fit_device(prior, X[:60], noisy[:60])[1] > sigma
 
 
+def test_a_network_is_priced_at_a_measurement_only_if_it_is_the_network_measured(tmp_path, mirror_dir, monkeypatch):
+    """The measured networks are looked up by a one-number key first; two networks' keys may nearly meet (on
+    MobileNetV3 two were 4.5e-8 apart, and a network 34 % over its budget was priced at the other's measurement).
+    With keys that all meet (the feature sum: 7 for every NAS-Bench-201 cell) only the cells measured are."""
+    from pnag.latency.adapted import AdaptedSource
+    from pnag.sources.adapt import adapt_latency
+
+    monkeypatch.setenv("PNAG_DATA_DIR", str(mirror_dir))
+    path = tmp_path / "m.json"
+    adapt_latency(",".join(TRAIN), "nb201:gold_6226", 5, str(path), progress=False)
+
+    class SameKeys(AdaptedSource):
+        def _keys(self, features):
+            return np.asarray(features, np.float64).sum(1)
+
+    model = SameKeys(load_adapted(path).data, path)
+    measured = [row["arch"] for row in model.data["measured"]]
+    others = [a for a in NB201Space().sample(50, seed=1) if NB201Space().format(a) not in measured][:20]
+    assert model.is_measured(measured).all() and not model.is_measured(others).any()
+    np.testing.assert_allclose(model.latency_ms(measured), model.measured_ms)
+    priced = np.maximum(LatencyFeatures("nb201").of_archs(others) @ model.weights_ms, model.floor_ms)
+    np.testing.assert_allclose(model.latency_ms(others), priced)
+
+
 def test_the_closed_form_leave_one_out_matches_refitting_without_each_network():
     """``loo_latency`` (one solve) against refitting ``adapted_weights`` without each measured network: equal up to
     the target's relative speed, which the closed form holds at its value over all networks."""

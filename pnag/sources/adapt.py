@@ -257,7 +257,7 @@ def loo_ratios(model: AdaptedSource, progress: bool | None = None) -> np.ndarray
     rows = model.data["measured"]
     X = model.features.of_archs([r["arch"] for r in rows])
     y = np.array([r["ms"] for r in rows], dtype=np.float64)
-    prior = replace(_prior_of(model, progress), sigma=float(model.data["hyper"].get("sigma", SIGMA)))  # as it was fitted
+    prior = replace(_prior_of(model, progress), sigma=float(model.data["hyper"].get("sigma", SIGMA)))  # as fitted
     return np.maximum(loo_latency(prior, X, y), model.floor_ms) / y
 
 
