@@ -204,7 +204,8 @@ class Bench:
         run = self.multi_run(held, train_devices, seed)
         spec, _ = self.serve_spec(held, train_devices, seed)
         src = Path(spec.split(":", 1)[1])
-        copy = src.with_name(f"{src.stem}-verify.json")
+        cap = "" if self.args.max_measurements is None else f"-m{self.args.max_measurements}"
+        copy = src.with_name(f"{src.stem}-verify{cap}.json")  # (a run with another cap may share the workdir)
         shutil.copyfile(src, copy)  # verifying adds its measurements to the file: every try starts from the K
         t = time.perf_counter()
         try:
