@@ -40,6 +40,11 @@ SELECTIONS = ("max-variance",)
 EXPECTED = "a file written by 'pnag latency adapt'"
 
 
+def _key(features: np.ndarray) -> bytes:
+    """A network's features as a dictionary key (rounded to 1e-9; -0.0 made 0.0)."""
+    return (np.round(np.asarray(features, np.float64), 9) + 0.0).tobytes()
+
+
 class AdaptedSource(LatencySource):
     """Latency (ms) predicted by a model adapted to a device from K measurements (``pnag latency adapt``);
     a network that was measured is priced at its measurement.
@@ -127,11 +132,6 @@ class AdaptedSource(LatencySource):
 
 
 # -- the file ----------------------------------------------------------------------------------------------
-def _key(features: np.ndarray) -> bytes:
-    """A network's features as a dictionary key (rounded to 1e-9; -0.0 made 0.0)."""
-    return (np.round(np.asarray(features, np.float64), 9) + 0.0).tobytes()
-
-
 def save_adapted(path: str | Path, data: dict) -> None:
     """Write an adapted model (the fields of the module docstring) atomically, after checking it."""
     check_adapted_data(data, str(path))

@@ -195,7 +195,7 @@ class _Search:
     def __init__(self, budgets: np.ndarray, samples: int, seed: int):
         self.b, self.samples, self.seed = budgets, samples, seed
         self.pool: torch.Tensor | None = None
-        self.known: torch.Tensor | None = None  # pool rows the model found measured though the offer did not hold them
+        self.also_measured: torch.Tensor | None = None  # pool rows the model has measured, missing from the offer
 
     def _pool(self, view, offer: torch.Tensor, u: float) -> torch.Tensor:
         space = view.space
@@ -211,18 +211,18 @@ class _Search:
         measured`` on them (:func:`~pnag.sources.adapt.loo_ratios`)."""
         if self.pool is None:
             self.pool = canonical(view.space, self._pool(view, offer, relative_error(ratios)))
-            self.known = torch.zeros(len(self.pool), dtype=torch.bool)
+            self.also_measured = torch.zeros(len(self.pool), dtype=torch.bool)
         bt = torch.as_tensor(self.b)
         scores, lat = view.objective(self.pool, bt)
         known = set(index_keys(canonical(view.space, offer)))
-        measured = torch.tensor([k in known for k in index_keys(self.pool)], dtype=torch.bool) | self.known
+        measured = torch.tensor([k in known for k in index_keys(self.pool)], dtype=torch.bool) | self.also_measured
         gain = expected_gain(scores.double(), lat.double(), measured, bt, np.log(ratios))
         order = torch.argsort(gain, descending=True)
         out: list = []
         for j in order[gain[order] >= SEARCH_GAIN].tolist():
             text = view.space.format(view.space.from_indices(self.pool[j].tolist()))
             if bool(model.is_measured([text])[0]):  # measured, though its row was not in the offer: gains nothing
-                self.known[j] = True
+                self.also_measured[j] = True
             elif text not in out:
                 out.append(text)
                 if len(out) == min(left, max(1, len(self.b) // 5)):
