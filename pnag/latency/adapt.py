@@ -300,8 +300,7 @@ def fit_device(prior: DevicePrior, features: np.ndarray, latency_ms: np.ndarray,
     if len(y) < 2:
         return adapted_weights(prior, X, y), prior.sigma
     floor = FLOOR_FRACTION * float(np.min(y))
-    errors = [float(np.median(np.abs(np.log(np.maximum(loo_latency(replace(prior, sigma=float(s)), X, y), floor) / y))))
-              for s in sigmas]
+    errors = [float(np.median(np.abs(np.log(loo_ratios(replace(prior, sigma=float(s)), X, y, floor))))) for s in sigmas]
     sigma = float(sigmas[int(np.argmin(errors))])
     return adapted_weights(replace(prior, sigma=sigma), X, y), sigma
 
@@ -316,6 +315,13 @@ def loo_latency(prior: DevicePrior, features: np.ndarray, latency_ms: np.ndarray
     return s * (base + r_loo / wts)
 
 
+def loo_ratios(prior: DevicePrior, features: np.ndarray, latency_ms: np.ndarray, floor_ms: float) -> np.ndarray:
+    """``predicted / measured`` of each measured network, predicted by :func:`loo_latency` (never below
+    ``floor_ms``)."""
+    y = np.asarray(latency_ms, np.float64)
+    return np.maximum(loo_latency(prior, features, y), floor_ms) / y
+
+
 __all__ = ["LatencyFeatures", "DevicePrior", "device_weights", "device_prior", "choose_samples", "choose_networks",
-           "adapted_weights", "fit_device", "loo_latency", "draw_pool", "DELTA", "ALPHA", "SIGMA", "SIGMAS", "RIDGE",
-           "POOL", "FLOOR_FRACTION"]
+           "adapted_weights", "fit_device", "loo_latency", "loo_ratios", "draw_pool", "DELTA", "ALPHA", "SIGMA",
+           "SIGMAS", "RIDGE", "POOL", "FLOOR_FRACTION"]

@@ -18,7 +18,8 @@ import numpy as np
 from .._progress import Progress, say
 from ..errors import PnagError, allowed
 from ..latency.adapt import (ALPHA, DELTA, FLOOR_FRACTION, POOL, SIGMA, LatencyFeatures, choose_networks,
-                             device_prior, device_weights, fit_device, loo_latency)
+                             device_prior, device_weights, fit_device)
+from ..latency import adapt
 from ..latency.adapted import FORMAT, VERSION, AdaptedSource, load_adapted, save_adapted
 from ..latency.base import MeasuredSource, NB201Source, WholeNetworkTable
 from ..latency.validate import error_metrics
@@ -258,7 +259,7 @@ def loo_ratios(model: AdaptedSource, progress: bool | None = None) -> np.ndarray
     X = model.features.of_archs([r["arch"] for r in rows])
     y = np.array([r["ms"] for r in rows], dtype=np.float64)
     prior = replace(_prior_of(model, progress), sigma=float(model.data["hyper"].get("sigma", SIGMA)))  # as fitted
-    return np.maximum(loo_latency(prior, X, y), model.floor_ms) / y
+    return adapt.loo_ratios(prior, X, y, model.floor_ms)
 
 
 def relative_error(ratios: np.ndarray) -> float:
