@@ -37,17 +37,28 @@ def calibration_shift(budgets: torch.Tensor, m_lat: torch.Tensor, m_acc: torch.T
     commit 6439865).
     """
     out = torch.zeros(len(budgets), dtype=torch.float64)
-    if n == 0 or oob is None or len(oob) != len(m_lat):
+    top, valid = calibration_rows(budgets, m_lat, oob, n)
+    if top is None:
         return out
-    oob = torch.as_tensor(oob, dtype=torch.float64)
-    resid = m_acc.double() - oob
-    ok = torch.isfinite(oob)[None, :] & (m_lat[None, :] <= budgets[:, None] + 1e-9)  # (B, M)
-    ranked = torch.where(ok, oob[None, :].expand_as(ok), torch.tensor(-math.inf, dtype=torch.float64))
-    top = torch.topk(ranked, min(n, len(oob)), dim=1).indices  # (B, n)
-    valid = ok.gather(1, top)
+    resid = m_acc.double() - torch.as_tensor(oob, dtype=torch.float64)
     total = torch.where(valid, resid[top], torch.zeros((), dtype=torch.float64)).sum(1)
     mean = total / valid.sum(1).clamp_min(1)
     return torch.where(valid.any(1), mean.clamp_max(0.0), out)
+
+
+def calibration_rows(budgets: torch.Tensor, m_lat: torch.Tensor, oob: torch.Tensor | None,
+                     n: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """The measured rows whose residuals make :func:`calibration_shift`: per budget (ms) the ``n`` within it
+    (``m_lat`` ms) with the highest out-of-bag prediction. Returns ``top (B, n)`` row indices and ``valid (B, n)``
+    (False where fewer than ``n`` are within the budget); ``(None, None)`` where there are none to take (``n``
+    0, ``oob`` None or of another length than ``m_lat``)."""
+    if n == 0 or oob is None or len(oob) != len(m_lat):
+        return None, None
+    oob = torch.as_tensor(oob, dtype=torch.float64)
+    ok = torch.isfinite(oob)[None, :] & (m_lat[None, :] <= budgets[:, None] + 1e-9)  # (B, M)
+    ranked = torch.where(ok, oob[None, :].expand_as(ok), torch.tensor(-math.inf, dtype=torch.float64))
+    top = torch.topk(ranked, min(n, len(oob)), dim=1).indices  # (B, n)
+    return top, ok.gather(1, top)
 
 
 def best_feasible(scores: torch.Tensor, lat: torch.Tensor, budgets: torch.Tensor, allowed: torch.Tensor,
@@ -78,4 +89,4 @@ def monotone_sources(budgets: torch.Tensor, objective: torch.Tensor) -> torch.Te
     return torch.where(s.max(1).values > own, best, torch.arange(len(b)))
 
 
-__all__ = ["ORIGINS", "calibration_shift", "best_feasible", "monotone_sources"]
+__all__ = ["ORIGINS", "calibration_shift", "calibration_rows", "best_feasible", "monotone_sources"]

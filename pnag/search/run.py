@@ -17,7 +17,7 @@ from .. import sources
 from .answers import Generation, Generations, answers_of
 from .archive import BudgetArchive
 from . import devices
-from .choice import ORIGIN_CODE, best_feasible, calibration_shift, monotone_sources
+from .choice import ORIGIN_CODE, best_feasible, calibration_rows, calibration_shift, monotone_sources
 from .config import TrainConfig, latency_specs, make_space
 from .generator import Generator
 from .indices import canonical, index_keys, neighbours
@@ -317,6 +317,14 @@ class Run:
         pred = self.models.acc_pred if self.models is not None else None
         return calibration_shift(budgets, self.measured_latency(), self.data["accuracy"],
                                  None if pred is None else pred.oob_pred, self.config.choice_calibration)
+
+    def calibration_rows(self, budgets: torch.Tensor) -> torch.Tensor:
+        """Rows of the measured table whose residuals make the calibration shift of some budget (ms) of
+        ``budgets`` (:func:`~pnag.search.choice.calibration_rows`), sorted; empty where there is no shift."""
+        pred = self.models.acc_pred if self.models is not None else None
+        top, valid = calibration_rows(budgets.double(), self.measured_latency(), None if pred is None else pred.oob_pred,
+                                      self.config.choice_calibration)
+        return torch.zeros(0, dtype=torch.long) if top is None else torch.unique(top[valid])
 
     @torch.no_grad()
     def choose(self, budgets: Sequence[float], cand: torch.Tensor, origin: torch.Tensor,
