@@ -193,10 +193,12 @@ def test_the_search_spends_the_measurements_given_and_stops_where_nothing_is_exp
     assert verified("capped.json", 2, 0.0) <= 2
 
 
-def test_the_calibration_shift_is_computed_on_measured_latency(served, tmp_path):
-    """The calibration shift of a budget comes from the measured-accuracy networks within it that the predictor
-    rates highest, chosen by the model's latency: once the rounds settle, those networks are measured ones, so the
-    shift is the one the device's own latency gives them."""
+def test_the_calibration_networks_near_a_budget_are_measured(served, tmp_path):
+    """A budget's calibration shift comes from the measured-accuracy networks within it that the predictor rates
+    highest, chosen by the model's latency: once the rounds settle, those the model prices within its own error of
+    the budget (whether they fit is its guess) are measured ones, priced at the device's latency."""
+    from pnag.sources.adapt import loo_ratios, relative_error
+
     run, d, tab = served
     path = tmp_path / "m.json"
     path.write_bytes((d / "pixel2.json").read_bytes())
@@ -205,16 +207,19 @@ def test_the_calibration_shift_is_computed_on_measured_latency(served, tmp_path)
     gens = run.generate(list(map(float, budgets)), latency=f"adapted:{path}", verify=True, max_measurements=400)
     assert gens.measurements < 400  # settled
     model = load_adapted(path)
+    u = relative_error(loo_ratios(model))
     view = run.for_device(f"adapted:{path}")
     m_lat, oob = view.measured_latency().numpy(), view.models.acc_pred.oob_pred
-    rows = set()
+    rows, near = set(), set()
     for b in budgets:  # per budget the measured-accuracy rows within it that the predictor rates highest
         within = np.flatnonzero((m_lat <= b) & np.isfinite(oob))
-        rows |= set(within[np.argsort(-oob[within])[:run.config.choice_calibration]].tolist())
-    assert len(rows) >= len(budgets) // 2
-    rows = sorted(rows)
-    assert rows == view.calibration_rows(torch.as_tensor(budgets)).tolist()
-    archs = [view.space.format(view.space.from_indices(r.tolist())) for r in view.data["idx"][rows]]
+        top = within[np.argsort(-oob[within])[:run.config.choice_calibration]]
+        rows |= set(top.tolist())
+        near |= set(top[m_lat[top] > b / (1 + u)].tolist())
+    assert len(rows) >= len(budgets) // 2 and near and len(near) < len(rows)
+    assert sorted(near) == view.calibration_rows(torch.as_tensor(budgets), margin=u).tolist()
+    assert sorted(rows) == view.calibration_rows(torch.as_tensor(budgets)).tolist()
+    archs = [view.space.format(view.space.from_indices(r.tolist())) for r in view.data["idx"][sorted(near)]]
     assert model.is_measured(archs).all()
     np.testing.assert_allclose(model.latency_ms(archs), true[[tab.index_of(a) for a in archs]], rtol=1e-12)
 

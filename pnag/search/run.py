@@ -318,13 +318,18 @@ class Run:
         return calibration_shift(budgets, self.measured_latency(), self.data["accuracy"],
                                  None if pred is None else pred.oob_pred, self.config.choice_calibration)
 
-    def calibration_rows(self, budgets: torch.Tensor) -> torch.Tensor:
+    def calibration_rows(self, budgets: torch.Tensor, margin: float | None = None) -> torch.Tensor:
         """Rows of the measured table whose residuals make the calibration shift of some budget (ms) of
-        ``budgets`` (:func:`~pnag.search.choice.calibration_rows`), sorted; empty where there is no shift."""
+        ``budgets`` (:func:`~pnag.search.choice.calibration_rows`), sorted; empty where there is no shift.
+        ``margin`` (fraction): only rows whose latency is over the budget / (1 + margin), those near its edge."""
         pred = self.models.acc_pred if self.models is not None else None
-        top, valid = calibration_rows(budgets.double(), self.measured_latency(), None if pred is None else pred.oob_pred,
-                                      self.config.choice_calibration)
-        return torch.zeros(0, dtype=torch.long) if top is None else torch.unique(top[valid])
+        b, m_lat = budgets.double(), self.measured_latency()
+        top, valid = calibration_rows(b, m_lat, None if pred is None else pred.oob_pred, self.config.choice_calibration)
+        if top is None:
+            return torch.zeros(0, dtype=torch.long)
+        if margin is not None:
+            valid = valid & (m_lat[top] > b[:, None] / (1 + margin))
+        return torch.unique(top[valid])
 
     @torch.no_grad()
     def choose(self, budgets: Sequence[float], cand: torch.Tensor, origin: torch.Tensor,

@@ -133,7 +133,7 @@ def generate_verified(run, budgets: Sequence[float], latency: Any, samples: int 
                 probe = np.minimum(b * (1 + f * u), view.budget_range[1])
                 probes += [g.arch for g in view.generate(probe, samples=samples, seed=seed, mode=mode, offer=offer)]
             probes = [a for a in _new(model, probes) if a not in answers]
-            calib = [a for a in _new(model, _calibration(view, b)) if a not in answers]
+            calib = [a for a in _new(model, _calibration(view, b, u)) if a not in answers]
             probes = calib + [a for a in probes if a not in calib]
         left = cap - (len(model.measured_ms) - start)
         settled = not answers and not probes
@@ -166,11 +166,12 @@ def generate_verified(run, budgets: Sequence[float], latency: Any, samples: int 
     return _labelled(answers_of(view, b, chosen), model, start)
 
 
-def _calibration(view, budgets: np.ndarray) -> list:
+def _calibration(view, budgets: np.ndarray, u: float) -> list:
     """Text forms of the measured-accuracy networks whose residuals make the budgets' calibration shift
-    (:meth:`pnag.search.run.Run.calibration_rows`): they are chosen by the model's latency, so measuring them
-    makes the shift the one the device's true latency gives."""
-    rows = view.calibration_rows(torch.as_tensor(budgets, dtype=torch.float64))
+    (:meth:`pnag.search.run.Run.calibration_rows`) and that the model prices within ``u`` (its relative error)
+    of the budget: whether they fit the budget is the model's guess, so measuring them makes the shift the one
+    the device's true latency gives."""
+    rows = view.calibration_rows(torch.as_tensor(budgets, dtype=torch.float64), margin=u)
     idx = view.data["idx"][rows]
     return [view.space.format(view.space.from_indices(r.tolist())) for r in idx]
 
