@@ -17,10 +17,11 @@ measured-accuracy networks within it that the accuracy predictor rates highest, 
 the budget's calibration shift (:func:`pnag.search.choice.calibration_shift`). They are chosen by the model's
 latency, and on a phone a 10-15 % error moves networks across a budget: a cheap budget's shift was -0.4 points
 under the model against -1.1 under the device's latency, and the objective took a cell that the predictor
-over-rated by 6 points (NAS-Bench-201 raspi4, ImageNet16-120). Measured, they give the shift the device's
-latency gives. The rounds end when a round measures nothing new: every answer is a measured network within
-its budget (its ``latency_is`` says ``measured``), the calibration networks are measured and the probes found
-nothing unmeasured. Where they do not settle within ``rounds`` rounds or ``per_budget`` measurements per budget
+over-rated by 6 points (NAS-Bench-201 raspi4, ImageNet16-120). Those the model prices within its error ``u``
+of the budget (whether they fit is its guess) are measured, so the shift is the one the device's latency
+gives. The rounds end when a round measures nothing new: every answer is a measured network within its budget
+(its ``latency_is`` says ``measured``), those calibration networks are measured and the probes found nothing
+unmeasured. Where they do not settle within ``rounds`` rounds or ``per_budget`` measurements per budget
 (on average; the answers are measured before the probes), each budget gets the best measured network
 within it, by the run's objective (origin ``verified``; the fastest architecture, unmeasured, where no
 measured one fits). The file keeps every measurement, so a later call starts from a better model.
