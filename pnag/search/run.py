@@ -312,19 +312,22 @@ class Run:
             self._rows_of, self._rows = idx, {k: i for i, k in enumerate(index_keys(idx))}
         return self._rows
 
+    def _oob(self) -> np.ndarray | None:
+        """The accuracy predictor's out-of-bag predictions of the measured table (None without a predictor)."""
+        pred = self.models.acc_pred if self.models is not None else None
+        return None if pred is None else pred.oob_pred
+
     def shifts(self, budgets: torch.Tensor) -> torch.Tensor:
         """The calibration shift (points, <= 0) of unmeasured candidates per budget (ms)."""
-        pred = self.models.acc_pred if self.models is not None else None
-        return calibration_shift(budgets, self.measured_latency(), self.data["accuracy"],
-                                 None if pred is None else pred.oob_pred, self.config.choice_calibration)
+        return calibration_shift(budgets, self.measured_latency(), self.data["accuracy"], self._oob(),
+                                 self.config.choice_calibration)
 
     def calibration_rows(self, budgets: torch.Tensor, margin: float | None = None) -> torch.Tensor:
         """Rows of the measured table whose residuals make the calibration shift of some budget (ms) of
         ``budgets`` (:func:`~pnag.search.choice.calibration_rows`), sorted; empty where there is no shift.
         ``margin`` (fraction): only rows whose latency is over the budget / (1 + margin), those near its edge."""
-        pred = self.models.acc_pred if self.models is not None else None
         b, m_lat = budgets.double(), self.measured_latency()
-        top, valid = calibration_rows(b, m_lat, None if pred is None else pred.oob_pred, self.config.choice_calibration)
+        top, valid = calibration_rows(b, m_lat, self._oob(), self.config.choice_calibration)
         if top is None:
             return torch.zeros(0, dtype=torch.long)
         if margin is not None:

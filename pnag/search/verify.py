@@ -133,9 +133,7 @@ def generate_verified(run, budgets: Sequence[float], latency: Any, samples: int 
             for f in PROBES:
                 probe = np.minimum(b * (1 + f * u), view.budget_range[1])
                 probes += [g.arch for g in view.generate(probe, samples=samples, seed=seed, mode=mode, offer=offer)]
-            probes = [a for a in _new(model, probes) if a not in answers]
-            calib = [a for a in _new(model, _calibration(view, b, u)) if a not in answers]
-            probes = calib + [a for a in probes if a not in calib]
+            probes = [a for a in _new(model, _calibration(view, b, u) + probes) if a not in answers]  # calibration first
         left = cap - (len(model.measured_ms) - start)
         settled = not answers and not probes
         if settled or r == rounds:  # settled, or out of rounds: search with the measurements left
