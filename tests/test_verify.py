@@ -247,6 +247,42 @@ def test_the_search_never_asks_for_a_network_the_model_has_measured(served, tmp_
     assert gens.measurements == 60  # every gain counts: the search spent them all, each on a new network
 
 
+def test_the_search_pool_grows_around_each_budgets_best_measured_network():
+    """On a space too large to list, each search step adds to the pool the neighbours of each budget's best
+    measured network within it (a network priced over a budget that truly fits it is likelier near one that
+    fits), each once."""
+    from pnag import MBV3Space
+    from pnag.search.indices import canonical, index_keys, neighbours
+    from pnag.search.verify import _Search
+
+    space = MBV3Space()
+    offer = canonical(space, torch.as_tensor(np.stack([space.to_indices(a) for a in space.sample(6, seed=3)])))
+    score = torch.tensor([5.0, 1.0, 3.0, 9.0, 7.0, 8.0], dtype=torch.float64)
+
+    class View:  # the measured networks' objective and latency (1..6 ms), rows matched by key
+        def __init__(self):
+            self.space = space
+            self.keys = {k: i for i, k in enumerate(index_keys(offer))}
+
+        def objective(self, idx, budgets):
+            rows = torch.tensor([self.keys[k] for k in index_keys(idx)])
+            return score[rows][:, None].expand(-1, len(budgets)), rows.double() + 1.0
+
+    search = _Search(np.array([2.5, 4.5]), 1, 0)
+    search.pool, search.also_measured = offer[:1].clone(), torch.zeros(1, dtype=torch.bool)
+    search.keys = set(index_keys(search.pool))
+    search._grow(View(), offer, torch.tensor([2.5, 4.5], dtype=torch.float64))
+    # 2.5 ms: rows 0 (1 ms) and 1 (2 ms) fit, row 0 scores higher; 4.5 ms: rows 0-3 fit, row 3 (9) is the best
+    pool = set(index_keys(search.pool))
+    expected = set(index_keys(neighbours(space, offer[[0, 3]]))) | set(index_keys(offer[:1]))
+    assert pool == expected
+    assert not (set(index_keys(neighbours(space, offer[[4, 5]]))) - expected) & pool  # over both budgets
+    assert len(search.pool) == len(pool) == len(search.also_measured)  # each once
+    before = len(search.pool)
+    search._grow(View(), offer, torch.tensor([2.5, 4.5], dtype=torch.float64))
+    assert len(search.pool) == before  # the same best networks: nothing new
+
+
 def test_cli_max_measurements_needs_verify(served, tmp_path, capsys):
     run, d, _ = served
     path = tmp_path / "pixel2.json"

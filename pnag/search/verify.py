@@ -31,7 +31,8 @@ answers are settled (or the rounds spent) *search*: a network the model prices o
 On a phone the model errs by 10-15 % on each network, an error that the network's neighbours do not share
 (``benchmarks/results/devices_residuals.md``), so no model finds such a network and only measuring does. Each
 search step measures the networks of a pool (every architecture of a space small enough to list, else the
-answers at budgets enlarged up to :data:`LADDER` x the model's error) with the highest *expected gain*: summed
+answers at budgets enlarged up to :data:`LADDER` x the model's error, to which each step adds the networks one
+decision away from each budget's best measured network within it) with the highest *expected gain*: summed
 over the budgets, the objective above the budget's best measured network within it, times the chance that the
 network fits (:func:`chance_within`: the model's leave-one-out log errors, smoothed, tell how far off its price
 may be); then the answers are served again. The search ends when no network's expected gain reaches
@@ -54,7 +55,7 @@ from ..sources import get_latency_source, source_name
 from ..sources.adapt import add_measurements, loo_ratios, relative_error
 from .answers import Generations, answers_of
 from .choice import ORIGIN_CODE
-from .indices import canonical, index_keys
+from .indices import canonical, index_keys, neighbours
 
 ROUNDS = 8  # at most this many rounds of measuring the answers and serving again
 # probes: the budgets enlarged by these multiples of the model's error (chosen over none, (1,), (0.5, 1) and (1, 2)
@@ -175,13 +176,18 @@ def _calibration(view, budgets: np.ndarray, u: float) -> list:
     return [view.space.format(view.space.from_indices(r.tolist())) for r in idx]
 
 
+def _bandwidth(e: torch.Tensor) -> float:
+    """The kernel bandwidth of :func:`chance_within` over log errors ``e``: Silverman's rule, at least
+    :data:`SCALE_FLOOR`."""
+    return max(1.06 * float(e.std()) * len(e) ** -0.2 if len(e) > 1 else 0.0, SCALE_FLOOR)
+
+
 def chance_within(log_ratio: torch.Tensor, errors: np.ndarray) -> torch.Tensor:
     """The chance that a network the model prices at ``log_ratio`` (``log(model / budget)``, any shape) truly
     fits the budget: its log error exceeds ``log_ratio``, the errors distributed as a normal kernel density
     over ``errors`` (leave-one-out log errors; bandwidth by Silverman's rule, at least :data:`SCALE_FLOOR`)."""
     e = torch.as_tensor(errors, dtype=torch.float64)
-    h = max(1.06 * float(e.std()) * len(e) ** -0.2 if len(e) > 1 else 0.0, SCALE_FLOOR)
-    return torch.special.ndtr((e - log_ratio.unsqueeze(-1)) / h).mean(-1)
+    return torch.special.ndtr((e - log_ratio.unsqueeze(-1)) / _bandwidth(e)).mean(-1)
 
 
 def expected_gain(scores: torch.Tensor, latency: torch.Tensor, measured: torch.Tensor, budgets: torch.Tensor,
@@ -197,6 +203,10 @@ def expected_gain(scores: torch.Tensor, latency: torch.Tensor, measured: torch.T
     best = torch.where(measured[:, None] & fits, scores, torch.tensor(-math.inf, dtype=scores.dtype)).max(0).values
     best = torch.where(torch.isfinite(best), best, scores.min(0).values)
     gain = (scores - best[None, :]).clamp_min(0)
+    e = torch.as_tensor(errors, dtype=torch.float64)
+    if len(e):  # priced past every error by 8 bandwidths: a chance under ndtr(-8) ~ 6e-16, taken as none
+        reach = float(e.max()) + 8 * _bandwidth(e)
+        gain = torch.where(latency.clamp_min(1e-12).log()[:, None] - budgets.log()[None, :] > reach, 0.0, gain)
     some = torch.nonzero(~measured & (gain > 0).any(1)).flatten()  # only these need the chance
     out = torch.zeros(len(scores), dtype=torch.float64)
     step = max(1, CHUNK // max(1, len(budgets) * len(errors)))  # rows at once: (rows, G, errors) floats in memory
@@ -213,10 +223,37 @@ class _Search:
         self.b, self.samples, self.seed = budgets, samples, seed
         self.pool: torch.Tensor | None = None
         self.also_measured: torch.Tensor | None = None  # pool rows the model has measured, missing from the offer
+        self.keys: set = set()  # index_keys of the pool's rows
+        self.listed = False  # the pool is the whole space
+
+    def _grow(self, view, offer: torch.Tensor, budgets: torch.Tensor) -> None:
+        """Adds to a pool of answers (a space too large to list) the neighbours (one decision away,
+        :func:`~pnag.search.indices.neighbours`) of each budget's best measured network within it, by the
+        objective: a network priced over a budget that truly fits it is likelier near one that fits."""
+        if self.listed or not len(offer):
+            return
+        rows = canonical(view.space, offer)
+        scores, lat = view.objective(rows, budgets)
+        fits = lat.double()[:, None] <= budgets[None, :] + 1e-9
+        masked = torch.where(fits, scores.double(), torch.tensor(-math.inf, dtype=torch.float64))
+        best = masked.argmax(0)[torch.isfinite(masked.max(0).values)].unique()
+        if not len(best):
+            return
+        near = neighbours(view.space, rows[best])
+        new, seen = [], set()
+        for k, r in zip(index_keys(near), near):
+            if k not in self.keys and k not in seen:
+                seen.add(k)
+                new.append(r)
+        if new:
+            self.pool = torch.cat([self.pool, torch.stack(new)])
+            self.also_measured = torch.cat([self.also_measured, torch.zeros(len(new), dtype=torch.bool)])
+            self.keys |= seen
 
     def _pool(self, view, offer: torch.Tensor, u: float) -> torch.Tensor:
         space = view.space
         if callable(getattr(space, "all_indices", None)):  # a space small enough to list (NAS-Bench-201)
+            self.listed = True
             return torch.as_tensor(space.all_indices())
         wide = np.minimum(self.b[:, None] * (1 + np.asarray(LADDER)[None, :] * u), view.budget_range[1]).ravel()
         gens = view.generate(wide, samples=self.samples, seed=self.seed, offer=offer)
@@ -229,7 +266,9 @@ class _Search:
         if self.pool is None:
             self.pool = canonical(view.space, self._pool(view, offer, relative_error(ratios)))
             self.also_measured = torch.zeros(len(self.pool), dtype=torch.bool)
+            self.keys = set(index_keys(self.pool))
         bt = torch.as_tensor(self.b)
+        self._grow(view, offer, bt)
         scores, lat = view.objective(self.pool, bt)
         known = set(index_keys(canonical(view.space, offer)))
         measured = torch.tensor([k in known for k in index_keys(self.pool)], dtype=torch.bool) | self.also_measured
