@@ -178,19 +178,20 @@ def test_the_search_spends_the_measurements_given_and_stops_where_nothing_is_exp
     true = tab.latency("pixel2")
     budgets = [float(b) for b in np.quantile(true, [0.2, 0.4, 0.6, 0.8])]
 
-    def verified(name, cap, gain):
+    def verified(name, cap, gain, fit=True):
         monkeypatch.setattr(verify, "SEARCH_GAIN", gain)
         path = tmp_path / name
         path.write_bytes((d / "pixel2.json").read_bytes())
         gens = run.generate(budgets, latency=f"adapted:{path}", verify=True, max_measurements=cap)
-        assert all(true[tab.index_of(g.arch)] <= g.budget + 1e-9 and g.latency_is == "measured" for g in gens)
+        if fit:  # enough measurements to settle: every answer a measured network within its budget
+            assert all(true[tab.index_of(g.arch)] <= g.budget + 1e-9 and g.latency_is == "measured" for g in gens)
         return gens.measurements
 
     settled = verified("none-expected.json", 200, math.inf)  # nothing reaches the gain asked: no search
     assert settled < 200  # the rounds settled before the measurements were spent
     assert verified("plain.json", None, 0.0) <= 4 * len(budgets)  # no max_measurements: 4 per budget, no search
     assert verified("spent.json", settled + 7, 0.0) == settled + 7  # every gain counts: all 7 more are spent
-    assert verified("capped.json", 2, 0.0) <= 2
+    assert verified("capped.json", 2, 0.0, fit=False) <= 2  # too few to settle: the cap holds all the same
 
 
 def test_the_calibration_networks_near_a_budget_are_measured(served, tmp_path):
