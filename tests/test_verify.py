@@ -273,11 +273,10 @@ def test_the_search_pool_grows_around_each_budgets_best_measured_network():
     search.pool, search.also_measured = offer[:1].clone(), torch.zeros(1, dtype=torch.bool)
     search.keys = set(index_keys(search.pool))
     search._grow(View(), offer, torch.tensor([2.5, 4.5], dtype=torch.float64))
-    # 2.5 ms: rows 0 (1 ms) and 1 (2 ms) fit, row 0 scores higher; 4.5 ms: rows 0-3 fit, row 3 (9) is the best
+    # 2.5 ms: rows 0 (1 ms) and 1 (2 ms) fit, row 0 scores higher; 4.5 ms: rows 0-3 fit, row 3 (9) is the best;
+    # rows 4 and 5 score higher still but fit neither budget
     pool = set(index_keys(search.pool))
-    expected = set(index_keys(neighbours(space, offer[[0, 3]]))) | set(index_keys(offer[:1]))
-    assert pool == expected
-    assert not (set(index_keys(neighbours(space, offer[[4, 5]]))) - expected) & pool  # over both budgets
+    assert pool == set(index_keys(neighbours(space, offer[[0, 3]]))) | set(index_keys(offer[:1]))
     assert len(search.pool) == len(pool) == len(search.also_measured)  # each once
     before = len(search.pool)
     search._grow(View(), offer, torch.tensor([2.5, 4.5], dtype=torch.float64))
