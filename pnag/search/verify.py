@@ -54,7 +54,7 @@ from ..latency.adapted import AdaptedSource
 from ..sources import get_latency_source, source_name
 from ..sources.adapt import add_measurements, loo_ratios, relative_error
 from .answers import Generations, answers_of
-from .choice import ORIGIN_CODE
+from .choice import ORIGIN_CODE, best_feasible
 from .indices import canonical, index_keys, neighbours
 
 ROUNDS = 8  # at most this many rounds of measuring the answers and serving again
@@ -203,16 +203,15 @@ def expected_gain(scores: torch.Tensor, latency: torch.Tensor, measured: torch.T
     best = torch.where(measured[:, None] & fits, scores, torch.tensor(-math.inf, dtype=scores.dtype)).max(0).values
     best = torch.where(torch.isfinite(best), best, scores.min(0).values)
     gain = (scores - best[None, :]).clamp_min(0)
+    ratio = latency.clamp_min(1e-12).log()[:, None] - budgets.log()[None, :]  # (N, G): log(model / budget)
     e = torch.as_tensor(errors, dtype=torch.float64)
     if len(e):  # priced past every error by 8 bandwidths: a chance under ndtr(-8) ~ 6e-16, taken as none
-        reach = float(e.max()) + 8 * _bandwidth(e)
-        gain = torch.where(latency.clamp_min(1e-12).log()[:, None] - budgets.log()[None, :] > reach, 0.0, gain)
+        gain = torch.where(ratio > float(e.max()) + 8 * _bandwidth(e), 0.0, gain)
     some = torch.nonzero(~measured & (gain > 0).any(1)).flatten()  # only these need the chance
     out = torch.zeros(len(scores), dtype=torch.float64)
     step = max(1, CHUNK // max(1, len(budgets) * len(errors)))  # rows at once: (rows, G, errors) floats in memory
     for rows in torch.split(some, step):
-        ratio = latency[rows].clamp_min(1e-12).log()[:, None] - budgets.log()[None, :]
-        out[rows] = (chance_within(ratio, errors) * gain[rows]).sum(1)
+        out[rows] = (chance_within(ratio[rows], errors) * gain[rows]).sum(1)
     return out
 
 
@@ -234,9 +233,9 @@ class _Search:
             return
         rows = canonical(view.space, offer)
         scores, lat = view.objective(rows, budgets)
-        fits = lat.double()[:, None] <= budgets[None, :] + 1e-9
-        masked = torch.where(fits, scores.double(), torch.tensor(-math.inf, dtype=torch.float64))
-        best = masked.argmax(0)[torch.isfinite(masked.max(0).values)].unique()
+        best = best_feasible(scores.double().T, lat.double(), budgets, torch.ones(len(budgets), len(rows),
+                                                                                  dtype=torch.bool), fallback=-1)
+        best = best[best >= 0].unique()  # -1: no measured network within that budget
         if not len(best):
             return
         near = neighbours(view.space, rows[best])
