@@ -258,7 +258,8 @@ class Bench:
                             "schedule": run.config.schedule, "device": sim, "corr": corr})
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """This benchmark's command line (``benchmarks/verify_time.py`` adds to it)."""
     from pnag.data.readers import help_ofa_devices
 
     known = sorted(help_ofa_devices())
@@ -297,8 +298,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--under-load", action="store_true", help="label wall times as measured under load")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("-o", "--output", type=Path, default=RESULTS / "devices_generation_mbv3.md")
-    args = p.parse_args(argv)
+    return p
 
+
+def parse_args(p: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """``argv`` parsed by ``p`` (:func:`parser`) and checked: a bad value ends in ``p.error`` (exit 2)."""
+    from pnag.data.readers import help_ofa_devices
+
+    known = sorted(help_ofa_devices())
+    args = p.parse_args(argv)
     unknown = [d for d in args.held_out + (args.train_devices or []) if d not in known]
     if unknown:
         p.error(f"device {unknown[0]!r} is not a setting of help-ofa-gpu; allowed: {', '.join(known)}")
@@ -308,6 +316,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.k < 2 or args.budgets < 1 or not 0 <= args.quantiles[0] <= args.quantiles[1] <= 1:
         p.error(f"--k {args.k} / --budgets {args.budgets} / --quantiles {args.quantiles}: allowed: K >= 2, "
                 "budgets >= 1, 0 <= LO <= HI <= 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    from pnag.data.readers import help_ofa_devices
+
+    known = sorted(help_ofa_devices())
+    args = parse_args(parser(), argv)
     truth = Truth(args)
     bench = Bench(args, truth)
     t0 = time.perf_counter()

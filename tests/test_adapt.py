@@ -83,27 +83,48 @@ def test_the_fit_chooses_its_noise_from_the_measurements():
 
 
 def test_a_network_is_priced_at_a_measurement_only_if_it_is_the_network_measured(tmp_path, mirror_dir, monkeypatch):
-    """The measured networks are looked up by a one-number key first; two networks' keys may nearly meet (on
-    MobileNetV3 two were 4.5e-8 apart, and a network 34 % over its budget was priced at the other's measurement).
-    With keys that all meet (the feature sum: 7 for every NAS-Bench-201 cell) only the cells measured are."""
-    from pnag.latency.adapted import AdaptedSource
+    """The measured networks are looked up by a one-number projection first; two networks' projections may nearly
+    meet (on MobileNetV3 two one-number keys were 4.5e-8 apart, and a network 34 % over its budget was priced at the
+    other's measurement). With projections that all meet (weights of 1: the feature sum, 7 for every
+    NAS-Bench-201 cell) only the cells measured are."""
+    from pnag.latency import adapted
     from pnag.sources.adapt import adapt_latency
 
     monkeypatch.setenv("PNAG_DATA_DIR", str(mirror_dir))
     path = tmp_path / "m.json"
     adapt_latency(",".join(TRAIN), "nb201:gold_6226", 5, str(path), progress=False)
-
-    class SameKeys(AdaptedSource):
-        def _keys(self, features):
-            return np.asarray(features, np.float64).sum(1)
-
-    model = SameKeys(load_adapted(path).data, path)
+    monkeypatch.setattr(adapted, "_projection", lambda p: np.ones(p))
+    model = load_adapted(path)
     measured = [row["arch"] for row in model.data["measured"]]
     others = [a for a in NB201Space().sample(50, seed=1) if NB201Space().format(a) not in measured][:20]
     assert model.is_measured(measured).all() and not model.is_measured(others).any()
     np.testing.assert_allclose(model.latency_ms(measured), model.measured_ms)
     priced = np.maximum(LatencyFeatures("nb201").of_archs(others) @ model.weights_ms, model.floor_ms)
     np.testing.assert_allclose(model.latency_ms(others), priced)
+
+
+def test_the_measured_look_up_finds_what_keying_every_row_finds():
+    """The projection prefilter keys only rows near a measured one: on MobileNetV3 its answer is the one of keying
+    every row (:func:`~pnag.latency.adapted._keys`), for the networks measured, the same up to float noise, others,
+    and features 5e-8 from a measured network's (another network)."""
+    from pnag.latency.adapted import AdaptedSource, _keys
+
+    features = LatencyFeatures("mbv3", 1.2, (160, 192, 224))
+    space = features.search_space()
+    texts = list(dict.fromkeys(space.format(a) for a in space.sample(300, seed=3)))
+    data = {"features": features.to_dict(), "weights_ms": [0.01] * features.size, "floor_ms": 0.1, "device": "d",
+            "measured": [{"arch": t, "ms": 1.0 + i} for i, t in enumerate(texts[:100])]}
+    model = AdaptedSource(data)
+    X = features.of_archs(texts)
+    index = {k: i for i, k in enumerate(_keys(X[:100]))}
+    jitter, shifted = X.copy(), X.copy()
+    jitter[:, 0] += 3e-10  # the constant feature: the same networks, up to float noise
+    shifted[:, 0] += 5e-8
+    for q in (X, jitter, shifted):
+        np.testing.assert_array_equal(model._measured_row(q), [index.get(k, -1) for k in _keys(q)])
+    row = model._measured_row(jitter)
+    assert (row[:100] == np.arange(100)).all() and (row[100:] == -1).all()
+    assert (model._measured_row(shifted) == -1).all()
 
 
 def test_the_closed_form_leave_one_out_matches_refitting_without_each_network():

@@ -12,7 +12,7 @@ import torch
 import _synthetic_train as syn
 from pnag import sources as S
 from pnag.search import TrainConfig, devices, train
-from pnag.search.indices import canonical
+from pnag.search.indices import canonical, index_keys
 from pnag.space import NB201Space
 
 
@@ -79,3 +79,36 @@ def test_a_listable_space_offers_every_cell(monkeypatch, tmp_path):
     scores, lat = view.objective(cells, bt)
     brute = torch.where(lat[:, None] <= bt[None, :] + 1e-9, scores, torch.tensor(-math.inf, dtype=torch.float64))
     np.testing.assert_allclose(best_within(view, view.archive, budgets), brute.max(0).values.numpy(), rtol=0, atol=1e-9)
+
+
+def test_views_share_a_memo_of_accuracy_estimates_that_gives_the_models_own(mbv3_run, monkeypatch):
+    """A device's views keep each row's accuracy estimate (serving asks for the same rows again and again while
+    only the latency changes): the estimates are the accuracy model's, each row is asked of it once, and the memo
+    is emptied when it would outgrow MEMO_ROWS."""
+    from pnag.search import models
+
+    run = mbv3_run
+    asked = []
+    acc = run.models.acc_model
+    counting = models.RunModels(run.space, run.config, lambda idx: asked.append(len(idx)) or acc(idx), None,
+                                run.models.lat_exact, None)
+    monkeypatch.setattr(run, "models", counting)
+    views = [run.for_device("lut:i7-8700k"), run.for_device("lut:i7-8700k")]
+    assert views[0].models.memo is views[1].models.memo is counting.serving_memo()
+    def rows(n, seed):
+        return canonical(run.space, torch.as_tensor(np.stack([run.space.to_indices(x)
+                                                             for x in run.space.sample(n, seed=seed)])))
+
+    a = torch.unique(rows(40, 1), dim=0)
+    b = torch.cat([a[:10], rows(30, 2), a[:5]])  # 15 rows seen, some new ones, a repeat
+    new_in_b = len(set(index_keys(b)) - set(index_keys(a)))
+    want_a, want_b = acc(a).double(), acc(b).double()
+    got_a, _ = views[0].models.accuracy(a)
+    got_b, spread = views[1].models.accuracy(b)
+    torch.testing.assert_close(got_a, want_a, rtol=0, atol=0)
+    torch.testing.assert_close(got_b, want_b, rtol=0, atol=0)
+    assert (spread == 0).all() and asked == [len(a), new_in_b]
+    monkeypatch.setattr(models, "MEMO_ROWS", len(a) + new_in_b)
+    c = rows(5, 3)
+    torch.testing.assert_close(views[0].models.accuracy(c)[0], acc(c).double(), rtol=0, atol=0)
+    assert len(views[0].models.memo) <= len(c)  # emptied first, then holds the new rows

@@ -34,6 +34,7 @@ free to differ.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any, Sequence
 
 import numpy as np
@@ -110,8 +111,7 @@ class LatencyFeatures:
         if isinstance(arch, MBV3Arch):
             a = arch
         elif isinstance(arch, str):
-            s = arch.strip()
-            a = parse_arch(s, width=self.width, resolution=None if s.startswith("{") else self.resolutions[-1])
+            a = _parse_mbv3(arch, self.width, self.resolutions[-1])
         else:
             a = self.search_space().validate(arch)
         if a.width != self.width or a.resolution not in self.resolutions:
@@ -172,6 +172,14 @@ class LatencyFeatures:
     def to_dict(self) -> dict:
         return {"space": self.space, "width": self.width,
                 "resolutions": None if self.resolutions is None else list(self.resolutions)}
+
+
+@lru_cache(maxsize=1 << 13)
+def _parse_mbv3(text: str, width: float, resolution: int) -> MBV3Arch:
+    """A MobileNetV3 text form parsed (``resolution``: where the text gives none), kept: a ``--verify`` call reads
+    its few hundred measured networks' texts at every refit, which took a sixth of its time."""
+    s = text.strip()
+    return parse_arch(s, width=width, resolution=None if s.startswith("{") else resolution)
 
 
 # -- the prior from the training devices -----------------------------------------------------------------
