@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     bench = Bench(a, truth)
     rows = []
     for held in a.held_out:
-        train = [d for d in truth.sp.devices if d != held]
+        train = a.train_devices or [d for d in truth.sp.devices if d != held]
         for seed in a.seeds:
             budgets = truth.budgets(held)
             bench.multi_run(held, train, seed)  # trained (or read) and the adapted file built before the clock
