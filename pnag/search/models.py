@@ -33,13 +33,13 @@ class RunModels:
             self._serving_memo = {}
         return self._serving_memo
 
-    def accuracy(self, idx: torch.Tensor, keys: list | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean and spread (%) ``(B,)``. ``keys``: the rows' :func:`~pnag.search.indices.index_keys`, where the
-        caller has them (used with a memo, which rows on another device than the CPU bypass)."""
+    def accuracy(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and spread (%) ``(B,)`` (from the memo where there is one; rows on another device than the CPU
+        bypass it)."""
         memo = self.memo
         if memo is None or idx.device.type != "cpu":
             return self._accuracy(idx)
-        keys = index_keys(idx) if keys is None else keys
+        keys = index_keys(idx)
         miss = [i for i, k in enumerate(keys) if k not in memo]
         if miss:
             if len(memo) + len(miss) > MEMO_ROWS:

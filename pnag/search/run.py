@@ -289,10 +289,9 @@ class Run:
         """For rows ``idx (N, T)``: the accuracy estimate (% : measured where measured, else the
         predicted mean), the base score (the estimate, less ``choice_pessimism`` x spread where
         predicted), ``predicted`` (bool) and latency (ms, the run's latency model)."""
-        keys = index_keys(idx)
-        mean, std = self.models.accuracy(idx, keys)
+        mean, std = self.models.accuracy(idx)
         lookup = self._measured_rows()
-        hit = torch.tensor([lookup.get(k, -1) for k in keys], dtype=torch.long)
+        hit = torch.tensor([lookup.get(k, -1) for k in index_keys(idx)], dtype=torch.long)
         known = hit >= 0
         m_acc = self.data["accuracy"].double()
         est = torch.where(known, m_acc[hit.clamp_min(0)], mean)
