@@ -94,7 +94,7 @@ def test_views_share_a_memo_of_accuracy_estimates_that_gives_the_models_own(mbv3
                                 run.models.lat_exact, None)
     monkeypatch.setattr(run, "models", counting)
     views = [run.for_device("lut:i7-8700k"), run.for_device("lut:i7-8700k")]
-    assert views[0].models.memo is views[1].models.memo is counting.serving_memo()
+    assert views[0].models.memo is views[1].models.memo is counting.serving_memo
     def rows(n, seed):
         return canonical(run.space, torch.as_tensor(np.stack([run.space.to_indices(x)
                                                              for x in run.space.sample(n, seed=seed)])))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -47,17 +48,13 @@ def _keys(features: np.ndarray) -> list[bytes]:
     return [r.tobytes() for r in np.ascontiguousarray(rows)]
 
 
+@lru_cache(maxsize=None)
 def _projection(p: int) -> np.ndarray:
     """Fixed weights in [0, 1) (seed 0) that project a feature row on one number for the prefilter of
     :meth:`AdaptedSource._measured_row` (keying every row asked took a tenth of a MobileNetV3 search's time): rows
     whose keys (:func:`_keys`) are equal differ by at most 1e-9 in each feature, so their projections by less than
     ``p`` x 1e-9; the prefilter keys every row within twice that (and float rounding) of a measured one."""
-    if p not in _PROJECTIONS:
-        _PROJECTIONS[p] = np.random.default_rng(0).random(p)
-    return _PROJECTIONS[p]
-
-
-_PROJECTIONS: dict[int, np.ndarray] = {}
+    return np.random.default_rng(0).random(p)
 
 
 class AdaptedSource(LatencySource):
@@ -83,9 +80,9 @@ class AdaptedSource(LatencySource):
         self.measured_ms = np.array([row["ms"] for row in m], dtype=np.float64)
         measured = self.features.of_archs([row["arch"] for row in m]) if m else np.zeros((0, self.features.size))
         self._measured_index = {k: i for i, k in enumerate(_keys(measured))}  # a network by its features
-        # a prefilter: each measured network's features projected on fixed weights, sorted (only a query whose
-        # projection is near one of them can have its key, and only those are keyed: _measured_row)
-        self._measured_proj = np.sort(measured @ _projection(measured.shape[1])) if len(measured) else None
+        # a prefilter: each measured network's features projected on fixed weights, sorted between -inf and inf (only
+        # a query whose projection is near one of them can have its key, and only those are keyed: _measured_row)
+        self._measured_proj = np.concatenate([[-np.inf], np.sort(measured @ _projection(measured.shape[1])), [np.inf]])
         if self.space == "mbv3":
             self.width, self.resolutions = self.features.width, self.features.resolutions
             self.resolution = self.resolutions[-1]
@@ -100,8 +97,8 @@ class AdaptedSource(LatencySource):
             return out
         f = np.asarray(features, np.float64)
         h, ref = f @ _projection(f.shape[1]), self._measured_proj
-        pos = np.clip(np.searchsorted(ref, h), 1, len(ref) - 1) if len(ref) > 1 else np.zeros(len(h), np.int64)
-        gap = np.minimum(np.abs(ref[pos] - h), np.abs(ref[pos - 1] - h)) if len(ref) > 1 else np.abs(ref[0] - h)
+        pos = np.searchsorted(ref, h)  # in 1..len(ref) - 1: ref[pos - 1] < h <= ref[pos]
+        gap = np.minimum(ref[pos] - h, h - ref[pos - 1])
         near = np.flatnonzero(gap <= 2e-9 * f.shape[1] + 1e-12 * np.abs(h))  # (_projection)
         if len(near):
             get = self._measured_index.get

@@ -295,7 +295,7 @@ def device_view(run, name: str, source: Any, vlat, profile: DeviceProfile, gener
     view.config = replace(run.config, latency=name, budgets=budget_range, budget_unit="ms", latency_samples=None,
                           eval_budget=0)
     m = run.models
-    view.models = RunModels(run.space, view.config, m.acc_model, m.acc_pred, vlat, None, memo=m.serving_memo())
+    view.models = RunModels(run.space, view.config, m.acc_model, m.acc_pred, vlat, None, memo=m.serving_memo)
     view.data = dict(run.data, latency=vlat(run.data["idx"]).double(), fastest_idx=profile.fastest_idx)
     view.metrics = dict(run.metrics, min_latency_ms=profile.min_latency_ms)
     view.generator = generator

@@ -14,7 +14,7 @@ MEMO_ROWS = 1_000_000  # a memo of accuracy estimates is emptied when it would h
 class RunModels:
     """Accuracy / latency models of a run, vectorised on decision indices. ``memo``: a dict that keeps the
     accuracy estimate of every row asked (by :func:`~pnag.search.indices.index_keys`), for models that no longer
-    change: the views that serve a device share their run's (:meth:`serving_memo`), since serving a device asks
+    change: the views that serve a device share their run's (``serving_memo``), since serving a device asks
     again and again for the same rows while only the latency changes (``--verify``: about 80 % of the rows
     asked in one call on MobileNetV3 were asked before)."""
 
@@ -24,14 +24,7 @@ class RunModels:
         self.acc_model, self.acc_pred = acc_model, acc_pred
         self.lat_exact, self.lat_pred = lat_exact, lat_pred
         self.memo = memo
-        self._serving_memo: dict | None = None
-
-    def serving_memo(self) -> dict:
-        """The memo the views of this run's models share (made on first use; a refit makes new models, and so a
-        new memo)."""
-        if self._serving_memo is None:
-            self._serving_memo = {}
-        return self._serving_memo
+        self.serving_memo: dict = {}  # the memo of the views of these models (a refit makes new models: a new memo)
 
     def accuracy(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and spread (%) ``(B,)`` (from the memo where there is one; rows on another device than the CPU
